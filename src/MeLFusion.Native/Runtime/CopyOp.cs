@@ -1,0 +1,17 @@
+namespace MeLFusion.Native.Runtime;
+
+/// <summary>Copies any strided view into a fresh contiguous tensor of the same dtype.</summary>
+public sealed class CopyOp : Op<CopyOp>
+{
+    public static readonly CopyOp Instance = new();
+    private CopyOp() { }
+
+    public override string Name => "copy";
+    public override bool AcceptsStridedInputs => true;
+
+    public override TensorDesc InferOutput(ReadOnlySpan<TensorDesc> inputs)
+    {
+        if (inputs.Length != 1) throw Invalid(Name, $"expects 1 input, got {inputs.Length}");
+        return new TensorDesc(inputs[0].DType, new TensorShape(inputs[0].Shape.Dims.ToArray()));
+    }
+}
