@@ -100,10 +100,14 @@ public sealed unsafe class SafetensorsFile : IDisposable
         long dataStart = 8 + (long)headerLength;
         long dataLength = fileLength - dataStart;
 
+        var headerBytes = file.Slice(8, (int)headerLength);
+        // JsonDocument defers UTF-8 validation of strings to first access; validate the whole header up front.
+        if (System.Text.Unicode.Utf8.IsValid(headerBytes) is false)
+            throw new SafetensorsException($"{path}: header is not valid UTF-8");
         JsonDocument doc;
         try
         {
-            doc = JsonDocument.Parse(file.Slice(8, (int)headerLength).ToArray(), new JsonDocumentOptions { MaxDepth = MaxJsonDepth });
+            doc = JsonDocument.Parse(headerBytes.ToArray(), new JsonDocumentOptions { MaxDepth = MaxJsonDepth });
         }
         catch (JsonException e)
         {
