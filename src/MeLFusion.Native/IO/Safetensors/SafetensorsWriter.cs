@@ -73,24 +73,12 @@ public sealed class SafetensorsWriter
         int padding = (int)((DataAlignment - header.Length % DataAlignment) % DataAlignment);
         header.Write(Encoding.ASCII.GetBytes(new string(' ', padding)));
 
-        string directory = Path.GetDirectoryName(Path.GetFullPath(path))!;
-        string temporary = Path.Combine(directory, $".{Path.GetFileName(path)}.{Environment.ProcessId}.tmp");
-        try
+        AtomicFile.Write(path, file =>
         {
-            using (var file = new FileStream(temporary, FileMode.Create, FileAccess.Write, FileShare.None))
-            {
-                file.Write(BitConverter.GetBytes((ulong)header.Length));
-                header.Position = 0;
-                header.CopyTo(file);
-                foreach (var t in _tensors) file.Write(t.Data);
-                file.Flush(flushToDisk: true);
-            }
-            File.Move(temporary, path, overwrite: true);
-        }
-        catch
-        {
-            File.Delete(temporary);
-            throw;
-        }
+            file.Write(BitConverter.GetBytes((ulong)header.Length));
+            header.Position = 0;
+            header.CopyTo(file);
+            foreach (var t in _tensors) file.Write(t.Data);
+        });
     }
 }

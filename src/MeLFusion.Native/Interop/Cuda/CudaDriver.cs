@@ -41,8 +41,16 @@ public static unsafe partial class CudaDriver
     {
         if (!IsAvailable)
             throw new CudaUnavailableException($"the CUDA driver ({Library}) cannot be loaded: no NVIDIA driver is installed on this machine; use --device cpu or cuda-emulated");
-        Check(cuInit(0), "cuInit");
+        var result = cuInit(0);
+        if (result != CudaResult.Success)
+            throw new CudaUnavailableException($"the CUDA driver is installed but cannot start ({ErrorName(result)}): no usable GPU; use --device cpu or cuda-emulated");
+        Check(cuDeviceGetCount(out int count), "cuDeviceGetCount");
+        if (count == 0)
+            throw new CudaUnavailableException("the CUDA driver reports no GPU; use --device cpu or cuda-emulated");
     }
+
+    private static string ErrorName(CudaResult result) =>
+        cuGetErrorName(result, out nint name) == CudaResult.Success && name != 0 ? Marshal.PtrToStringUTF8(name) ?? result.ToString() : result.ToString();
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Check(CudaResult result, string call)
@@ -53,9 +61,7 @@ public static unsafe partial class CudaDriver
     [MethodImpl(MethodImplOptions.NoInlining)]
     private static void Throw(CudaResult result, string call)
     {
-        string name = result.ToString(), description = "";
-        if (cuGetErrorName(result, out nint namePtr) == CudaResult.Success && namePtr != 0)
-            name = Marshal.PtrToStringUTF8(namePtr) ?? name;
+        string name = ErrorName(result), description = "";
         if (cuGetErrorString(result, out nint textPtr) == CudaResult.Success && textPtr != 0)
             description = Marshal.PtrToStringUTF8(textPtr) ?? "";
         throw new CudaException(call, name, description);
