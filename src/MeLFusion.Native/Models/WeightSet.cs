@@ -1,0 +1,78 @@
+using MeLFusion.Native.Backends.Cpu;
+using MeLFusion.Native.IO.Safetensors;
+using MeLFusion.Native.Runtime;
+
+namespace MeLFusion.Native.Models;
+
+/// <summary>A checkpoint lacks a tensor or holds one of the wrong shape; the message names file and tensor.</summary>
+public sealed class CheckpointException(string message) : Exception(message);
+
+/// <summary>
+/// The weights of a model on one backend, read from safetensors files. On the CPU, f32 tensors are used in place
+/// from the memory mapping (no copy); anything else is converted to f32 or uploaded once. Models ask for each tensor
+/// by its checkpoint name and expected shape, so a wrong checkpoint fails with a message naming the tensor.
+/// </summary>
+public sealed class WeightSet : IDisposable
+{
+    private readonly IBackend _backend;
+    private readonly List<SafetensorsFile> _files = [];
+    private readonly List<DeviceBuffer> _buffers = [];
+    private readonly Dictionary<string, Tensor> _loaded = new(StringComparer.Ordinal);
+
+    public WeightSet(IBackend backend, params string[] paths)
+    {
+        _backend = backend;
+        try
+        {
+            foreach (string path in paths) _files.Add(SafetensorsFile.Open(path));
+        }
+        catch
+        {
+            Dispose();
+            throw;
+        }
+    }
+
+    public IBackend Backend => _backend;
+    public IEnumerable<string> Names => _files.SelectMany(f => f.Entries.Select(e => e.Name));
+
+    public bool Contains(string name) => _files.Any(f => f.Contains(name));
+
+    /// <summary>The tensor <paramref name="name"/> as f32 on the backend; checks its dims when given.</summary>
+    public Tensor Get(string name, params int[] expectedDims)
+    {
+        if (!_loaded.TryGetValue(name, out var tensor))
+        {
+            var file = _files.FirstOrDefault(f => f.Contains(name))
+                ?? throw new CheckpointException($"{string.Join(", ", _files.Select(f => f.Path))}: no tensor '{name}'");
+            _loaded[name] = tensor = Load(file, file[name]);
+        }
+        if (expectedDims.Length > 0 && !tensor.Shape.Dims.SequenceEqual(expectedDims))
+            throw new CheckpointException($"tensor '{name}' has shape {tensor.Shape}, the model expects [{string.Join(", ", expectedDims)}]");
+        return tensor;
+    }
+
+    /// <summary>Adds <paramref name="name"/> to <paramref name="graph"/> as a constant.</summary>
+    public Value Constant(GraphBuilder graph, string name, params int[] expectedDims) =>
+        graph.Constant(name, Get(name, expectedDims));
+
+    private Tensor Load(SafetensorsFile file, SafetensorsEntry entry)
+    {
+        if (entry.DType == DType.F32 && _backend is CpuBackend) return file.AsTensor(entry.Name);
+        if (entry.DType is not (DType.F32 or DType.F16 or DType.BF16))
+            throw new CheckpointException($"{file.Path}: tensor '{entry.Name}' is {entry.DType}, weights must be floating point");
+        var values = file.ReadF32(entry.Name);
+        var buffer = _backend.Allocate((long)values.Length * sizeof(float), $"weight '{entry.Name}'");
+        _buffers.Add(buffer);
+        _backend.CopyFromHost(System.Runtime.InteropServices.MemoryMarshal.AsBytes(values.AsSpan()), buffer.Pointer);
+        return buffer.View(DType.F32, entry.TensorShape);
+    }
+
+    public void Dispose()
+    {
+        foreach (var b in _buffers) b.Dispose();
+        foreach (var f in _files) f.Dispose();
+        _buffers.Clear();
+        _files.Clear();
+    }
+}
