@@ -16,7 +16,7 @@ namespace MeLFusion.Native.Runtime;
 /// inside (0, 1), mean exactly ½.</item>
 /// <item><c>normal(n)</c>, Box–Muller on the lane pairs (0, 1) and (2, 3) of block b: with u₁ = uniform(4b + 2p),
 /// u₂ = uniform(4b + 2p + 1), p = lane / 2, r = √(−2 ln u₁): even lanes give r·cos(2π u₂), odd lanes r·sin(2π u₂).
-/// Computed in f64 (log, sqrt, sincospi) and rounded once to f32.</item>
+/// Computed in f64 (log, sqrt, sin and cos of the f64 product 2π·u₂) and rounded once to f32.</item>
 /// </list>
 /// <para>So element i of a tensor filled from stream offset <c>o</c> depends only on (seed, o + i): a fill may be split
 /// across threads or devices at any boundary. A CUDA kernel that computes the same f64 formulas reproduces the raw
@@ -94,53 +94,72 @@ public static class Philox
     public static void AddScaledNormal(ulong seed, ulong offset, float scale, Span<float> destination) =>
         Drive<ScaledNormalSum, float>(seed, offset, destination, scale);
 
-    /// <summary>What a fill writes for one element, given the element's block and lane.</summary>
-    private interface IElementWriter<T>
+    /// <summary>Writes the elements of one output block from lane <c>firstLane</c> on (up to 4 − firstLane of them).</summary>
+    private interface IBlockWriter<T>
     {
-        static abstract void Write(ref T destination, in Block block, int lane, float scale);
+        static abstract void Write(in Block block, int firstLane, Span<T> destination, float scale);
     }
 
-    private readonly struct RawWords : IElementWriter<uint>
+    private readonly struct RawWords : IBlockWriter<uint>
     {
-        public static void Write(ref uint destination, in Block block, int lane, float scale) => destination = block[lane];
+        public static void Write(in Block block, int firstLane, Span<uint> destination, float scale)
+        {
+            for (int i = 0; i < destination.Length; i++) destination[i] = block[firstLane + i];
+        }
     }
 
-    private readonly struct UniformValues : IElementWriter<float>
+    private readonly struct UniformValues : IBlockWriter<float>
     {
-        public static void Write(ref float destination, in Block block, int lane, float scale) => destination = ToUniform(block[lane]);
+        public static void Write(in Block block, int firstLane, Span<float> destination, float scale)
+        {
+            for (int i = 0; i < destination.Length; i++) destination[i] = ToUniform(block[firstLane + i]);
+        }
     }
 
-    private readonly struct NormalValues : IElementWriter<float>
+    private readonly struct NormalValues : IBlockWriter<float>
     {
-        public static void Write(ref float destination, in Block block, int lane, float scale) => destination = Normal(block, lane);
+        public static void Write(in Block block, int firstLane, Span<float> destination, float scale)
+        {
+            Span<float> normals = stackalloc float[4];
+            Normals(block, normals);
+            normals.Slice(firstLane, destination.Length).CopyTo(destination);
+        }
     }
 
-    private readonly struct ScaledNormalSum : IElementWriter<float>
+    private readonly struct ScaledNormalSum : IBlockWriter<float>
     {
-        public static void Write(ref float destination, in Block block, int lane, float scale) =>
-            destination += scale * Normal(block, lane);
+        public static void Write(in Block block, int firstLane, Span<float> destination, float scale)
+        {
+            Span<float> normals = stackalloc float[4];
+            Normals(block, normals);
+            for (int i = 0; i < destination.Length; i++) destination[i] += scale * normals[firstLane + i];
+        }
     }
 
-    /// <summary>Box–Muller on the lane pair holding <paramref name="lane"/>, in f64, rounded once to f32.</summary>
-    private static float Normal(in Block block, int lane)
+    /// <summary>Box–Muller on the lane pairs (0, 1) and (2, 3), in f64, each value rounded once to f32.</summary>
+    private static void Normals(in Block block, Span<float> normals)
     {
-        int first = lane & ~1;
-        double radius = Math.Sqrt(-2.0 * Math.Log(ToUniform(block[first])));
-        double halfTurns = 2.0 * ToUniform(block[first + 1]);
-        return (float)(radius * ((lane & 1) == 0 ? double.CosPi(halfTurns) : double.SinPi(halfTurns)));
+        for (int first = 0; first < 4; first += 2)
+        {
+            double radius = Math.Sqrt(-2.0 * Math.Log(ToUniform(block[first])));
+            var (sin, cos) = Math.SinCos(2.0 * Math.PI * ToUniform(block[first + 1]));
+            normals[first] = (float)(radius * cos);
+            normals[first + 1] = (float)(radius * sin);
+        }
     }
 
     /// <summary>One generic loop for every fill: one Philox block per four elements, partial blocks at both ends.</summary>
     private static void Drive<TWriter, T>(ulong seed, ulong offset, Span<T> destination, float scale)
-        where TWriter : IElementWriter<T>
+        where TWriter : IBlockWriter<T>
     {
         int i = 0;
         while (i < destination.Length)
         {
             ulong index = offset + (ulong)i;
-            var block = StreamBlock(seed, index >> 2);
-            for (int lane = (int)(index & 3); lane < 4 && i < destination.Length; lane++, i++)
-                TWriter.Write(ref destination[i], block, lane, scale);
+            int firstLane = (int)(index & 3);
+            int count = Math.Min(4 - firstLane, destination.Length - i);
+            TWriter.Write(StreamBlock(seed, index >> 2), firstLane, destination.Slice(i, count), scale);
+            i += count;
         }
     }
 }

@@ -57,8 +57,6 @@ public readonly ref struct StepNoise
 
     public StepNoise(PhiloxGenerator generator) => _generator = generator ?? throw new ArgumentNullException(nameof(generator));
 
-    public bool IsNone => !_explicit && _generator is null;
-
     /// <summary>destination[i] += scale · noise[i].</summary>
     internal void AddScaled(Span<float> destination, float scale, string scheduler, int timestep)
     {

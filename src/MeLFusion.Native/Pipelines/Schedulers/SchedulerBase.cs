@@ -51,9 +51,9 @@ public abstract class SchedulerBase : IScheduler
     /// <summary>Checks a step's arguments; returns the training-step stride T // N.</summary>
     protected int CheckStep(ReadOnlySpan<float> modelOutput, int timestep, ReadOnlySpan<float> sample, Span<float> output)
     {
-        string name = GetType().Name;
-        if (_timesteps.Length == 0) throw new InvalidOperationException($"{name}: call SetTimesteps before Step");
-        NoiseSchedule.CheckLengths($"{name}.Step", sample.Length, modelOutput.Length, output.Length);
+        if (_timesteps.Length == 0) throw new InvalidOperationException($"{GetType().Name}: call SetTimesteps before Step");
+        if (modelOutput.Length != sample.Length || output.Length != sample.Length)
+            NoiseSchedule.CheckLengths($"{GetType().Name}.Step", sample.Length, modelOutput.Length, output.Length);
         Schedule.CheckTimestep(timestep);
         return Schedule.TrainTimesteps / _timesteps.Length;
     }
