@@ -79,9 +79,9 @@ public sealed class ExecutionPlan : IDisposable
         _backend.CopyToHost(t.Data, bytes);
     }
 
-    public T[] ReadOutput<T>(string name) where T : unmanaged
+    public unsafe T[] ReadOutput<T>(string name) where T : unmanaged
     {
-        var result = new T[Output(name).ElementCount];
+        var result = new T[Output(name).ByteCount / sizeof(T)];
         ReadOutput<T>(name, result);
         return result;
     }
