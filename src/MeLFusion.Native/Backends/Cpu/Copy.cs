@@ -1,3 +1,4 @@
+using System.Runtime.Intrinsics.X86;
 using MeLFusion.Native.Runtime;
 
 namespace MeLFusion.Native.Backends.Cpu;
@@ -176,7 +177,23 @@ internal static unsafe class StridedCopy
     /// <summary>dst[r·dstRowStride + j] = src[r + j·srcStride] for r &lt; rows, j &lt; width, tile by tile.</summary>
     private static void TransposeStrip<T>(T* src, long srcStride, T* dst, long dstRowStride, int rows, int width) where T : unmanaged
     {
-        for (int j0 = 0; j0 < width; j0 += Tile)
+        int rowBlocks = 0, columnBlocks = 0;
+        if (sizeof(T) == 4 && Avx.IsSupported)
+        {
+            rowBlocks = rows & ~7;
+            columnBlocks = width & ~7;
+            for (int j = 0; j < columnBlocks; j += 8)
+            for (int r = 0; r < rowBlocks; r += 8)
+                Transpose8x8((float*)(src + r + j * srcStride), srcStride, (float*)(dst + r * dstRowStride + j), dstRowStride);
+        }
+        // What the 8x8 blocks left: the bottom rows across the full width, then the right columns of the top rows.
+        TransposeScalar(src + rowBlocks, srcStride, dst + rowBlocks * dstRowStride, dstRowStride, rows - rowBlocks, 0, width);
+        TransposeScalar(src, srcStride, dst, dstRowStride, rowBlocks, columnBlocks, width);
+    }
+
+    private static void TransposeScalar<T>(T* src, long srcStride, T* dst, long dstRowStride, int rows, int firstColumn, int width) where T : unmanaged
+    {
+        for (int j0 = firstColumn; j0 < width; j0 += Tile)
         {
             int j1 = Math.Min(width, j0 + Tile);
             for (int r = 0; r < rows; r++)
@@ -186,6 +203,46 @@ internal static unsafe class StridedCopy
                 for (int j = j0; j < j1; j++) d[j] = s[j * srcStride];
             }
         }
+    }
+
+    /// <summary>Transposes an 8x8 block of 4-byte elements in registers: 8 row loads, 24 shuffles, 8 row stores, so
+    /// neither side walks memory with a large stride element by element.</summary>
+    private static void Transpose8x8(float* src, long srcStride, float* dst, long dstStride)
+    {
+        var r0 = Avx.LoadVector256(src);
+        var r1 = Avx.LoadVector256(src + srcStride);
+        var r2 = Avx.LoadVector256(src + 2 * srcStride);
+        var r3 = Avx.LoadVector256(src + 3 * srcStride);
+        var r4 = Avx.LoadVector256(src + 4 * srcStride);
+        var r5 = Avx.LoadVector256(src + 5 * srcStride);
+        var r6 = Avx.LoadVector256(src + 6 * srcStride);
+        var r7 = Avx.LoadVector256(src + 7 * srcStride);
+        // Interleave pairs of rows, then pairs of pairs, within each 128-bit half...
+        var t0 = Avx.UnpackLow(r0, r1);
+        var t1 = Avx.UnpackHigh(r0, r1);
+        var t2 = Avx.UnpackLow(r2, r3);
+        var t3 = Avx.UnpackHigh(r2, r3);
+        var t4 = Avx.UnpackLow(r4, r5);
+        var t5 = Avx.UnpackHigh(r4, r5);
+        var t6 = Avx.UnpackLow(r6, r7);
+        var t7 = Avx.UnpackHigh(r6, r7);
+        var u0 = Avx.Shuffle(t0, t2, 0x44);
+        var u1 = Avx.Shuffle(t0, t2, 0xEE);
+        var u2 = Avx.Shuffle(t1, t3, 0x44);
+        var u3 = Avx.Shuffle(t1, t3, 0xEE);
+        var u4 = Avx.Shuffle(t4, t6, 0x44);
+        var u5 = Avx.Shuffle(t4, t6, 0xEE);
+        var u6 = Avx.Shuffle(t5, t7, 0x44);
+        var u7 = Avx.Shuffle(t5, t7, 0xEE);
+        // ...then join the halves of rows 0-3 and 4-7.
+        Avx.Store(dst, Avx.Permute2x128(u0, u4, 0x20));
+        Avx.Store(dst + dstStride, Avx.Permute2x128(u1, u5, 0x20));
+        Avx.Store(dst + 2 * dstStride, Avx.Permute2x128(u2, u6, 0x20));
+        Avx.Store(dst + 3 * dstStride, Avx.Permute2x128(u3, u7, 0x20));
+        Avx.Store(dst + 4 * dstStride, Avx.Permute2x128(u0, u4, 0x31));
+        Avx.Store(dst + 5 * dstStride, Avx.Permute2x128(u1, u5, 0x31));
+        Avx.Store(dst + 6 * dstStride, Avx.Permute2x128(u2, u6, 0x31));
+        Avx.Store(dst + 7 * dstStride, Avx.Permute2x128(u3, u7, 0x31));
     }
 
     private static long DestinationStride(StridedLayout layout, int axis)
