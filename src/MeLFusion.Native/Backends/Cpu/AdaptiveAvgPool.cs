@@ -47,27 +47,29 @@ internal static unsafe class AdaptivePooling
     {
         long averageBin = (n + m - 1) / m + 1;
         long minChunk = Math.Max(1, 16384 / (averageBin * inner));
-        CpuParallel.For(outer * m, minChunk, (start, end) =>
+        CpuParallel.For(outer * m, minChunk, (start, end) => PoolRange(src, dst, n, m, inner, start, end));
+    }
+
+    /// <summary>Output rows [start, end) of <see cref="Pool"/>, each an (outer, bin) pair.</summary>
+    private static void PoolRange(float* src, float* dst, int n, int m, long inner, long start, long end)
+    {
+        long o = start / m;
+        var bins = new BinWalker(n, m, (int)(start - o * m));
+        for (long task = start; task < end; task++)
         {
-            long o = start / m;
-            var bins = new BinWalker(n, m, (int)(start - o * m));
-            for (long task = start; task < end; task++)
+            var (first, count) = bins.Next();
+            float scale = 1f / count;
+            float* input = src + (o * n + first) * inner;
+            if (inner == 1)
+                dst[task] = SumContiguous(input, count) * scale;
+            else
+                AverageRows(input, inner, count, dst + task * inner, scale);
+            if (bins.Index == m)
             {
-                var (first, count) = bins.Next();
-                float scale = 1f / count;
-                float* input = src + (o * n + first) * inner;
-                float* output = dst + task * inner;
-                if (inner == 1)
-                    *output = SumContiguous(input, count) * scale;
-                else
-                    AverageRows(input, inner, count, output, scale);
-                if (bins.Index == m)
-                {
-                    bins = new BinWalker(n, m, 0);
-                    o++;
-                }
+                bins = new BinWalker(n, m, 0);
+                o++;
             }
-        });
+        }
     }
 
     /// <summary>output[j] = scale · Σ_k input[k·width + j] for k &lt; <paramref name="rows"/>, j &lt; <paramref name="width"/>.</summary>
