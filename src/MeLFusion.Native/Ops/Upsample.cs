@@ -1,0 +1,34 @@
+using MeLFusion.Native.Runtime;
+
+namespace MeLFusion.Native.Ops;
+
+/// <summary>
+/// Nearest-neighbour upsampling by 2 of the last two dims: [N, C, H, W] -> [N, C, 2H, 2W], as
+/// <c>F.interpolate(x, scale_factor=2, mode="nearest")</c>. Pure data movement, so any 2- or 4-byte dtype works.
+/// </summary>
+public sealed class UpsampleNearest2xOp : Op<UpsampleNearest2xOp>
+{
+    public static readonly UpsampleNearest2xOp Instance = new();
+    private UpsampleNearest2xOp() { }
+
+    public override string Name => "upsample_nearest2x";
+
+    public override TensorDesc InferOutput(ReadOnlySpan<TensorDesc> inputs)
+    {
+        if (inputs.Length != 1) throw Invalid(Name, $"expects 1 input, got {inputs.Length}");
+        var x = inputs[0];
+        if (x.Shape.Rank != 4) throw Invalid(Name, $"expects [N, C, H, W], got {x}");
+        if (x.DType.Size() is not (2 or 4))
+            throw Invalid(Name, $"supports 2- and 4-byte dtypes (f32, f16, bf16, i32), got {x}");
+        var dims = x.Shape.Dims.ToArray();
+        dims[2] = checked(dims[2] * 2);
+        dims[3] = checked(dims[3] * 2);
+        return new TensorDesc(x.DType, new TensorShape(dims));
+    }
+}
+
+public static class UpsampleGraphExtensions
+{
+    /// <summary>[N, C, H, W] -> [N, C, 2H, 2W], every pixel repeated in a 2x2 block.</summary>
+    public static Value UpsampleNearest2x(this GraphBuilder g, Value x) => g.Apply(UpsampleNearest2xOp.Instance, x);
+}
