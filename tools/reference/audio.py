@@ -68,16 +68,18 @@ def stft_fixture():
     tensors, meta = {}, {}
     # (case, n_fft, hop, win_length, samples): every complex size M = n_fft/2 from 1 to 512 (odd and even log2 M,
     # i.e. with and without the final radix-2 pass), windows shorter than n_fft (odd and even padding), hops that do
-    # and do not divide T, signals barely longer than the reflect pad, frame counts below and above a 16-lane block.
+    # and do not divide T, signals barely longer than the reflect pad, frame counts below and above a 16-lane block,
+    # and blocks of 4, 8 and 16 frames that need no padding (the transposing fast loader), also for tiny n_fft.
     cases = [
         ("n2", 2, 1, 2, 7),
         ("n4", 4, 3, 3, 9),
+        ("n4_long", 4, 1, 4, 40),
         ("n8", 8, 2, 8, 13),
         ("n16", 16, 5, 11, 37),
         ("n32", 32, 8, 32, 17),
         ("n64", 64, 16, 48, 301),
         ("n128", 128, 7, 128, 515),
-        ("n256", 256, 64, 200, 1001),
+        ("n256", 256, 64, 200, 2201),
         ("n512", 512, 128, 512, 2047),
         ("n1024", 1024, 160, 1024, 3201),
     ]
