@@ -1,6 +1,6 @@
 // Group normalisation over NCHW with an optional fused SiLU: one block per (group, batch item).
-// Deterministic: a fixed-order two-pass reduction (mean, then the variance about the mean, which stays accurate when
-// |mean| >> std) with warp shuffles and shared memory; no float atomics. Statistics are computed in f32 whatever the
+// Deterministic: a fixed-order two-pass reduction (the mean, then the variance about the mean; both stay accurate
+// when |mean| >> std) with warp shuffles and shared memory; no float atomics. Statistics are computed in f32 whatever the
 // input type; gamma and beta are f32 (or null for 1 and 0).
 //
 // Launch (kernels/group_norm.cu, GroupNormKernel.cs): grid (groups, batch), block a multiple of 32 threads up to
@@ -23,14 +23,17 @@ static __device__ __forceinline__ void group_norm(const T* __restrict__ x, const
     T* __restrict__ out = y + offset;
     const int stride = static_cast<int>(blockDim.x);
 
-    float sum = 0.0f;
-    for (int i = threadIdx.x; i < count; i += stride) sum += mf::to_float(in[i]);
-    const float mean = mf::block_sum(sum, scratch) / static_cast<float>(count);
+    // Everything is measured from a pivot (an element of the group): x - pivot is exact for nearby values, so the
+    // mean and the deviations keep their digits when |mean| >> std, where an f32 mean alone is off by half an ulp.
+    const float pivot = mf::to_float(in[0]);
+    float shifted = 0.0f;
+    for (int i = threadIdx.x; i < count; i += stride) shifted += mf::to_float(in[i]) - pivot;
+    const float mean_from_pivot = mf::block_sum(shifted, scratch) / static_cast<float>(count);
 
     float squares = 0.0f;
     for (int i = threadIdx.x; i < count; i += stride)
     {
-        const float d = mf::to_float(in[i]) - mean;
+        const float d = (mf::to_float(in[i]) - pivot) - mean_from_pivot;
         squares = fmaf(d, d, squares);
     }
     const float variance = mf::block_sum(squares, scratch) / static_cast<float>(count);
@@ -48,7 +51,7 @@ static __device__ __forceinline__ void group_norm(const T* __restrict__ x, const
     for (int i = threadIdx.x; i < count; i += stride)
     {
         const int c = i / spatial;
-        float v = fmaf(mf::to_float(in[i]) - mean, scale[c], shift[c]);
+        float v = fmaf((mf::to_float(in[i]) - pivot) - mean_from_pivot, scale[c], shift[c]);
         if (fuse_silu) v = __fdividef(v, 1.0f + __expf(-v)); // exp overflow gives v * 0 = -0, as SiLU tends to
         out[i] = mf::from_float<T>(v);
     }

@@ -27,6 +27,7 @@ enum mf_emu_status
  * expectation; reverse and random (seeded, reproducible) expose a missing __syncthreads as a wrong result. */
 enum mf_emu_schedule
 {
+    MF_EMU_SCHEDULE_DEFAULT = -1, /* back to the MF_EMU_SCHEDULE environment default */
     MF_EMU_SCHEDULE_IN_ORDER = 0,
     MF_EMU_SCHEDULE_REVERSE = 1,
     MF_EMU_SCHEDULE_RANDOM = 2,
@@ -44,7 +45,8 @@ MF_EMU_EXPORT const char* mf_emu_last_error(void);
 /* Sets the calling thread's schedule; the default comes from MF_EMU_SCHEDULE=in-order|reverse|random[:seed]. */
 MF_EMU_EXPORT int mf_emu_set_schedule(int mode, uint64_t seed);
 
-/* OS threads the calling thread's launches spread blocks over (default: MF_EMU_THREADS or all cores). */
+/* OS threads the calling thread's launches spread blocks over; 0 restores the default (MF_EMU_THREADS or all
+ * cores). */
 MF_EMU_EXPORT int mf_emu_set_threads(int count);
 
 /* How many OS threads ran blocks in the calling thread's last launch. */

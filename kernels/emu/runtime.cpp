@@ -845,10 +845,13 @@ extern "C" const char* mf_emu_last_error(void)
 extern "C" int mf_emu_set_schedule(int mode, uint64_t seed)
 {
     return guarded<int>(MF_EMU_INTERNAL_ERROR, [&] {
-        if (mode != MF_EMU_SCHEDULE_IN_ORDER && mode != MF_EMU_SCHEDULE_REVERSE && mode != MF_EMU_SCHEDULE_RANDOM)
+        if (mode == MF_EMU_SCHEDULE_DEFAULT)
+            caller().schedule = schedule_from_environment();
+        else if (mode == MF_EMU_SCHEDULE_IN_ORDER || mode == MF_EMU_SCHEDULE_REVERSE || mode == MF_EMU_SCHEDULE_RANDOM)
+            caller().schedule = {mode, seed};
+        else
             return fail(MF_EMU_INVALID_LAUNCH,
-                        format("schedule %d is not 0 (in order), 1 (reverse) or 2 (random)", mode));
-        caller().schedule = {mode, seed};
+                        format("schedule %d is not -1 (default), 0 (in order), 1 (reverse) or 2 (random)", mode));
         return static_cast<int>(MF_EMU_SUCCESS);
     });
 }
@@ -856,8 +859,8 @@ extern "C" int mf_emu_set_schedule(int mode, uint64_t seed)
 extern "C" int mf_emu_set_threads(int count)
 {
     return guarded<int>(MF_EMU_INTERNAL_ERROR, [&] {
-        if (count < 1) return fail(MF_EMU_INVALID_LAUNCH, format("thread count %d is not positive", count));
-        caller().threads = static_cast<unsigned>(count);
+        if (count < 0) return fail(MF_EMU_INVALID_LAUNCH, format("thread count %d is negative", count));
+        caller().threads = count == 0 ? threads_from_environment() : static_cast<unsigned>(count);
         return static_cast<int>(MF_EMU_SUCCESS);
     });
 }
