@@ -8,6 +8,12 @@
 #if defined(__CUDACC__)
 // Registration exists for the emulator only; a real GPU finds kernels by name with cuModuleGetFunction.
 #define MF_EXPORT_KERNEL(name)
+/// Launches a kernel from C++ host code on either side (the project itself launches from C#).
+#define MF_LAUNCH(kernel, grid, block, shared_bytes, ...) \
+    (kernel<<<(grid), (block), (shared_bytes)>>>(__VA_ARGS__), static_cast<int>(cudaGetLastError()))
+#else
+#define MF_LAUNCH(kernel, grid, block, shared_bytes, ...) \
+    ::mf_emu::launch(#kernel, &kernel, (grid), (block), (shared_bytes), __VA_ARGS__)
 #endif
 
 namespace mf

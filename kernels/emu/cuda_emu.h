@@ -22,8 +22,11 @@
 #include <string.h>
 
 #include <immintrin.h>
+#include <tuple>
 #include <type_traits>
 #include <utility>
+
+#include "mf_emu.h"
 
 /// Defined in emulation builds only; kernels test it where the emulation needs a different code path.
 #define MF_CUDA_EMULATION 1
@@ -175,6 +178,24 @@ struct Registration
         #name, MF_EMU_MODULE, __FILE__, &::mf_emu::detail::KernelTraits<&name>::invoke,                            \
         ::mf_emu::detail::KernelTraits<&name>::param_count, ::mf_emu::detail::KernelTraits<&name>::param_sizes,   \
         &::mf_emu::dynamic_shared_base}};
+
+namespace mf_emu
+{
+/// Host-side launch for C++ callers (MF_LAUNCH in kernels/common.cuh): converts the arguments to the kernel's
+/// parameter types, as <<<...>>> does, and passes them as kernelParams. Returns an mf_emu_status.
+template <class... Params, class... Args>
+int launch(const char* name, void (*)(Params...), dim3 grid, dim3 block, unsigned shared_bytes, Args&&... args)
+{
+    static_assert(sizeof...(Params) == sizeof...(Args), "wrong number of kernel arguments");
+    std::tuple<std::decay_t<Params>...> values(std::forward<Args>(args)...);
+    return std::apply(
+        [&](auto&... value) {
+            void* params[sizeof...(Params) + 1] = {static_cast<void*>(&value)...};
+            return mf_emu_launch(name, grid.x, grid.y, grid.z, block.x, block.y, block.z, shared_bytes, params);
+        },
+        values);
+}
+} // namespace mf_emu
 
 // ---- built-in variables ----------------------------------------------------------------------------------------
 #define threadIdx (static_cast<const uint3&>(::mf_emu::detail::current_thread_idx))

@@ -31,3 +31,10 @@ extern "C" __global__ void emu_convert_16bit(const float* in, unsigned short* ha
     half_back[i] = __half2float(h);
 }
 MF_EXPORT_KERNEL(emu_convert_16bit)
+
+/// Host code: launches emu_linear_index through MF_LAUNCH (kernelParams built from typed arguments) and returns the
+/// launch status; the C# test calls it to prove the C++ launch path.
+extern "C" MF_EMU_API int mf_emu_test_launch_from_cpp(int* out, unsigned blocks, unsigned threads)
+{
+    return MF_LAUNCH(emu_linear_index, dim3(blocks), dim3(threads), 0, out);
+}

@@ -12,11 +12,10 @@ namespace MeLFusion.Native.Tests.Emulation;
 /// </summary>
 public sealed class EmulatedDevice : IDisposable
 {
-    private static readonly Lazy<bool> TestKernels = new(() =>
-    {
-        CudaEmulatedBackend.LoadKernelLibrary("melfusion_emu_tests");
-        return true;
-    });
+    private static readonly Lazy<nint> TestKernels = new(() => CudaEmulatedBackend.LoadKernelLibrary("melfusion_emu_tests"));
+
+    /// <summary>Handle of libmelfusion_emu_tests.so (test kernels and host helpers).</summary>
+    public static nint TestLibrary => TestKernels.Value;
 
     private readonly List<DeviceBuffer> _buffers = [];
 

@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using MeLFusion.Native.Backends.CudaEmulated;
 using MeLFusion.Native.Interop;
 using MeLFusion.Native.Runtime;
@@ -214,6 +215,16 @@ public class EmulatorHarnessTests
         var y = device.Allocate(DType.I32, total);
         device.Launch("emu_linear_index", grid, block, 0, y);
         Assert.Equal(Enumerable.Range(0, total), device.Download<int>(y));
+    }
+
+    [Fact]
+    public unsafe void CppHostCodeLaunchesThroughTheLaunchMacro()
+    {
+        using var device = new EmulatedDevice();
+        var launch = (delegate* unmanaged<int*, uint, uint, int>)NativeLibrary.GetExport(EmulatedDevice.TestLibrary, "mf_emu_test_launch_from_cpp");
+        var y = device.Allocate(DType.I32, 5 * 64);
+        Assert.Equal(0, launch(y.Ptr<int>(), 5, 64));
+        Assert.Equal(Enumerable.Range(0, 5 * 64), device.Download<int>(y));
     }
 
     [Fact]

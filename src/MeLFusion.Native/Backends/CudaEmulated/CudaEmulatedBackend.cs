@@ -67,8 +67,11 @@ public sealed unsafe partial class CudaEmulatedBackend : IBackend, IKernelLaunch
     /// <summary>Kernels the emulator knows, with the library that registered each ("melfusion_emu" for kernels/*.cu).</summary>
     public static IReadOnlyList<(string Name, string Module)> RegisteredKernels() => EmulatorNative.Kernels();
 
-    /// <summary>Adds the kernels of lib<paramref name="name"/>.so from the emulator's directory (tests load "melfusion_emu_tests").</summary>
-    public static void LoadKernelLibrary(string name) => EmulatorNative.LoadKernelLibrary(name);
+    /// <summary>
+    /// Adds the kernels of lib<paramref name="name"/>.so from the emulator's directory (tests load "melfusion_emu_tests")
+    /// and returns the library's handle.
+    /// </summary>
+    public static nint LoadKernelLibrary(string name) => EmulatorNative.LoadKernelLibrary(name);
 
     private sealed class EmulatedDeviceBuffer : DeviceBuffer
     {

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics.X86;
 using System.Text;
 
 namespace MeLFusion.Native.Interop.Emulation;
@@ -104,13 +105,16 @@ internal static unsafe partial class EmulatorNative
         }
     });
 
-    /// <summary>Loads another kernel library (e.g. "melfusion_emu_tests") from the emulator's directory; its kernels register themselves.</summary>
-    public static void LoadKernelLibrary(string name)
+    /// <summary>
+    /// Loads another kernel library (e.g. "melfusion_emu_tests") from the emulator's directory and returns its handle;
+    /// its kernels register themselves.
+    /// </summary>
+    public static nint LoadKernelLibrary(string name)
     {
         string path = Path.Combine(Path.GetDirectoryName(Loaded.Value.Path)!, $"lib{name}.so");
         if (!File.Exists(path))
             throw new DllNotFoundException($"{path} not found; it is built with the emulator ({BuildHint})");
-        NativeLibrary.Load(path);
+        return NativeLibrary.Load(path);
     }
 
     private const string BuildHint =
@@ -118,6 +122,9 @@ internal static unsafe partial class EmulatorNative
 
     private static (nint, string) Load()
     {
+        // Built with -march=x86-64-v3: on an older CPU the first FMA or AVX2 instruction would kill the process.
+        if (!Avx2.IsSupported || !Fma.IsSupported || !Bmi2.IsSupported || !Lzcnt.IsSupported)
+            throw new PlatformNotSupportedException($"the CUDA emulator {FileName} needs an x86-64-v3 CPU (AVX2, FMA, F16C, BMI2)");
         var candidates = CandidatePaths().Distinct().ToList();
         foreach (var path in candidates)
             if (File.Exists(path))
