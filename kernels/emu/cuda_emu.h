@@ -9,6 +9,9 @@
 #if defined(__CUDACC__) || defined(__CUDA_ARCH__)
 #error "cuda_emu.h is the CPU emulation of CUDA; nvcc compiles kernels/*.cu natively without it"
 #endif
+#if __cplusplus < 201703L
+#error "the CUDA emulation needs C++17 (-std=c++17), like the nvcc build"
+#endif
 #if !defined(__x86_64__)
 #error "the CUDA emulator's fiber context switch is written for x86-64"
 #endif
