@@ -144,6 +144,9 @@ internal static unsafe class FlashAttention
         for (int firstKey = 0; firstKey < p.Keys; firstKey += KeyTile)
         {
             int count = Math.Min(KeyTile, p.Keys - firstKey);
+            // A tile of padding keys leaves max, sum and output unchanged (text padding often fills a whole tile).
+            if (mask != null && !new ReadOnlySpan<int>(mask + firstKey, count).ContainsAnyExcept(0))
+                continue;
             long offset = (long)firstKey * p.Channels;
             Scores<TV, TS>(keys + offset, p.Channels, count, qt, d, scores, lanes);
             if (mask != null)
