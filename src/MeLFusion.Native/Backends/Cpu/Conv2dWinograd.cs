@@ -130,20 +130,17 @@ internal static unsafe class Winograd4x3
     {
         var g = layout.Geometry;
         float* patch = stackalloc float[36 * Lanes];
-        int tilesPerImage = layout.TilesHigh * layout.TilesWide;
-        for (int lane = 0; lane < Lanes; lane++)
+        var tile = new TileCursor(layout, chunkStart + groupStart);
+        for (int lane = 0; lane < Lanes; lane++, tile.Next())
         {
-            int local = groupStart + lane;
-            if (local >= chunkCount)
+            if (groupStart + lane >= chunkCount)
             {
                 for (int p = 0; p < 36; p++) patch[p * Lanes + lane] = 0f;
                 continue;
             }
-            int tile = chunkStart + local;
-            int n = tile / tilesPerImage, inImage = tile % tilesPerImage;
-            int y0 = inImage / layout.TilesWide * 4 - g.Padding;
-            int x0 = inImage % layout.TilesWide * 4 - g.Padding;
-            float* plane = x + ((long)n * g.InChannels + channel) * g.Height * g.Width;
+            int y0 = tile.Row * 4 - g.Padding;
+            int x0 = tile.Column * 4 - g.Padding;
+            float* plane = x + ((long)tile.Image * g.InChannels + channel) * g.Height * g.Width;
             bool inside = x0 >= 0 && x0 + 6 <= g.Width;
             for (int j = 0; j < 6; j++)
             {
@@ -205,22 +202,54 @@ internal static unsafe class Winograd4x3
             }
         }
 
-        int tilesPerImage = layout.TilesHigh * layout.TilesWide;
         int lanes = Math.Min(Lanes, chunkCount - groupStart);
-        for (int lane = 0; lane < lanes; lane++)
+        var tile = new TileCursor(layout, chunkStart + groupStart);
+        for (int lane = 0; lane < lanes; lane++, tile.Next())
         {
-            int tile = chunkStart + groupStart + lane;
-            int n = tile / tilesPerImage, inImage = tile % tilesPerImage;
-            int oy = inImage / layout.TilesWide * 4, ox = inImage % layout.TilesWide * 4;
+            int oy = tile.Row * 4, ox = tile.Column * 4;
             int height = Math.Min(4, g.OutHeight - oy), width = Math.Min(4, g.OutWidth - ox);
-            long offset = (((long)n * g.OutChannels + channel) * g.OutHeight + oy) * g.OutWidth + ox;
+            long offset = (((long)tile.Image * g.OutChannels + channel) * g.OutHeight + oy) * g.OutWidth + ox;
             for (int qy = 0; qy < height; qy++)
             {
                 float* dst = output + offset + (long)qy * g.OutWidth;
-                float* res = residual is null ? null : residual + offset + (long)qy * g.OutWidth;
-                for (int qx = 0; qx < width; qx++)
-                    dst[qx] = result[(qy * 4 + qx) * Lanes + lane] + (res is null ? 0f : res[qx]);
+                float* src = result + qy * 4 * Lanes + lane;
+                if (residual is null)
+                    for (int qx = 0; qx < width; qx++) dst[qx] = src[qx * Lanes];
+                else
+                {
+                    float* res = residual + offset + (long)qy * g.OutWidth;
+                    for (int qx = 0; qx < width; qx++) dst[qx] = src[qx * Lanes] + res[qx];
+                }
             }
+        }
+    }
+
+    /// <summary>Walks tiles in numbering order (image, tile row, tile column) with one division up front.</summary>
+    private struct TileCursor
+    {
+        private readonly int _rows, _columns;
+
+        public TileCursor(in WinogradLayout layout, int tile)
+        {
+            _rows = layout.TilesHigh;
+            _columns = layout.TilesWide;
+            int perImage = _rows * _columns;
+            Image = tile / perImage;
+            Row = tile % perImage / _columns;
+            Column = tile % _columns;
+        }
+
+        public int Image { get; private set; }
+        public int Row { get; private set; }
+        public int Column { get; private set; }
+
+        public void Next()
+        {
+            if (++Column < _columns) return;
+            Column = 0;
+            if (++Row < _rows) return;
+            Row = 0;
+            Image++;
         }
     }
 
