@@ -8,7 +8,7 @@ namespace MeLFusion.Native.Backends.Cpu;
 /// Polyphase layout of a transposed 1-D convolution. Output t = q·stride + r − padding (phase r, slot q) only meets
 /// taps k = r + m·stride, m = 0, 1, …, and input x[q − m], so each phase is an ordinary convolution: a sum over m of
 /// GEMMs W_k[Cout, Cin] · x[:, q − m] — no zero insertion, no wasted products. Slots are processed in chunks; the
-/// workspace holds the weights repacked per tap [K][Cout][Cin], a zero-padded (and activated) input window
+/// workspace holds the weights repacked per tap [K][Cin][Cout], a zero-padded (and activated) input window
 /// [Cin][chunk + taps − 1] and the per-phase results [stride][Cout][chunk].
 /// </summary>
 internal readonly record struct ConvTranspose1dPlan(Conv1dGeometry Geometry, int MaxTaps, int FirstSlot, int Slots,
@@ -68,15 +68,18 @@ public sealed partial class CpuBackend : IKernel<ConvTranspose1dOp>
         float* phases = workspace + plan.PhaseOffset;
         int chunk = plan.ChunkSlots, windowLength = plan.WindowLength, halo = plan.MaxTaps - 1;
 
-        // weight [Cin][Cout][K] -> per tap [K][Cout][Cin], the row-major A operand of each tap's GEMM.
-        CpuParallel.For(cout, 4, (start, end) =>
+        // weight [Cin][Cout][K] -> per tap [K][Cin][Cout], the transposed A operand of each tap's GEMM: each input
+        // channel's [Cout][K] block is read once, sequentially, and written as K sequential rows.
+        CpuParallel.For(cin, 8, (start, end) =>
         {
-            for (long o = start; o < end; o++)
-                for (long i = 0; i < cin; i++)
-                {
-                    float* src = weight + (i * cout + o) * g.Kernel;
-                    for (int k = 0; k < g.Kernel; k++) taps[((long)k * cout + o) * cin + i] = src[k];
-                }
+            for (long i = start; i < end; i++)
+            {
+                float* src = weight + i * cout * g.Kernel;
+                float* dst = taps + i * cout;
+                for (long o = 0; o < cout; o++)
+                    for (int k = 0; k < g.Kernel; k++)
+                        dst[(long)k * cin * cout + o] = src[o * g.Kernel + k];
+            }
         });
 
         int lastSlot = plan.FirstSlot + plan.Slots;
@@ -105,8 +108,8 @@ public sealed partial class CpuBackend : IKernel<ConvTranspose1dOp>
                     if (tapCount == 0)
                         for (int o = 0; o < cout; o++) new Span<float>(c + (long)o * chunk, q1 - q0).Clear();
                     for (int m = 0; m < tapCount; m++)
-                        CpuGemm.Sgemm(false, false, cout, q1 - q0, cin, 1f,
-                            taps + (long)(r + m * s) * cout * cin, cin,
+                        CpuGemm.Sgemm(true, false, cout, q1 - q0, cin, 1f,
+                            taps + (long)(r + m * s) * cin * cout, cout,
                             window + (q0 - first + halo - m), windowLength,
                             m == 0 ? 0f : 1f, c, chunk);
                 }
