@@ -55,6 +55,10 @@ public enum ScalarOperation
     Multiply,
     /// <summary>x + value.</summary>
     Add,
+    /// <summary>max(x, value); NaN stays NaN.</summary>
+    Maximum,
+    /// <summary>min(x, value); NaN stays NaN.</summary>
+    Minimum,
 }
 
 /// <summary>x (op) a constant, elementwise; x may be a strided view. The output may reuse x's memory.</summary>
@@ -67,6 +71,8 @@ public sealed class ScalarOp(ScalarOperation operation, float value) : Op<Scalar
     {
         ScalarOperation.Multiply => "scale",
         ScalarOperation.Add => "add_scalar",
+        ScalarOperation.Maximum => "clamp_min",
+        ScalarOperation.Minimum => "clamp_max",
         _ => throw new ArgumentOutOfRangeException(nameof(Operation), Operation, "unknown scalar operation"),
     };
 
@@ -99,4 +105,8 @@ public static class ElementwiseExtensions
 
     /// <summary>x + <paramref name="value"/>.</summary>
     public static Value AddScalar(this GraphBuilder g, Value x, float value) => g.Apply(new ScalarOp(ScalarOperation.Add, value), x);
+
+    /// <summary>x limited to [<paramref name="min"/>, <paramref name="max"/>], as torch.clamp (NaN stays NaN).</summary>
+    public static Value Clamp(this GraphBuilder g, Value x, float min, float max) =>
+        g.Apply(new ScalarOp(ScalarOperation.Minimum, max), g.Apply(new ScalarOp(ScalarOperation.Maximum, min), x));
 }

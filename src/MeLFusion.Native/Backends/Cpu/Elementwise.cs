@@ -30,9 +30,17 @@ public sealed partial class CpuBackend : IKernel<BinaryOp>, IKernel<ScalarOp>
         {
             case ScalarOperation.Multiply: ElementwiseKernels.Broadcast<MultiplyOperator>(args.Input(0), value, ElementwiseKernels.ScalarShape, args.Output); break;
             case ScalarOperation.Add: ElementwiseKernels.Broadcast<AddOperator>(args.Input(0), value, ElementwiseKernels.ScalarShape, args.Output); break;
+            case ScalarOperation.Maximum: ElementwiseKernels.Broadcast<MaxOperator>(args.Input(0), value, ElementwiseKernels.ScalarShape, args.Output); break;
+            case ScalarOperation.Minimum: ElementwiseKernels.Broadcast<MinOperator>(args.Input(0), value, ElementwiseKernels.ScalarShape, args.Output); break;
             default: throw new NotSupportedException($"cpu: scalar operation {op.Operation} has no kernel");
         }
     }
+}
+
+/// <summary>IEEE min(x, y).</summary>
+internal readonly struct MinOperator : IBinaryOperator
+{
+    public static TV Invoke<TV>(TV x, TV y) where TV : unmanaged, IFloatVector<TV> => TV.Min(x, y);
 }
 
 internal static unsafe class ElementwiseKernels
