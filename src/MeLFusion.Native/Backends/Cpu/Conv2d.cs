@@ -1,0 +1,133 @@
+using MeLFusion.Native.Backends.Cpu.Convolution;
+using MeLFusion.Native.Ops;
+using MeLFusion.Native.Runtime;
+
+namespace MeLFusion.Native.Backends.Cpu;
+
+internal enum Conv2dAlgorithm
+{
+    /// <summary>1x1, stride 1, no padding: the input already is the GEMM operand.</summary>
+    Gemm,
+    /// <summary>Exact: an im2col matrix per column chunk, then one GEMM.</summary>
+    Im2Col,
+    /// <summary>3x3 stride 1 with enough channels: Winograd F(4x4, 3x3), 4x fewer multiplications.</summary>
+    Winograd,
+}
+
+/// <summary>How the CPU kernel computes one conv2d, and the workspace that takes; a pure function of the geometry.</summary>
+internal readonly record struct Conv2dPlan(Conv2dAlgorithm Algorithm, Conv2dGeometry Geometry, int ChunkColumns, long WorkspaceFloats)
+{
+    /// <summary>Upper bound on the im2col matrix of one chunk (8 MiB): large enough for GEMM efficiency, small enough for L3.</summary>
+    private const long Im2ColBudgetFloats = 1L << 21;
+
+    /// <summary>
+    /// Winograd's transforms cost O(channels) per tile against O(Cin·Cout) for the products; below this many
+    /// channels on either side the exact im2col path is as fast and has no transform error.
+    /// </summary>
+    public const int WinogradMinChannels = 16;
+
+    public static Conv2dPlan Create(Conv2dGeometry g)
+    {
+        if (g.KernelHeight == 1 && g.KernelWidth == 1 && g.Stride == 1 && g.Padding == 0)
+            return new(Conv2dAlgorithm.Gemm, g, 0, 0);
+        if (g.KernelHeight == 3 && g.KernelWidth == 3 && g.Stride == 1
+            && g.InChannels >= WinogradMinChannels && g.OutChannels >= WinogradMinChannels)
+        {
+            var w = new WinogradLayout(g);
+            return new(Conv2dAlgorithm.Winograd, g, w.ChunkTiles, w.WorkspaceFloats);
+        }
+        long rows = (long)g.InChannels * g.KernelHeight * g.KernelWidth;
+        int chunk = ConvRows.ChunkColumns(rows, (long)g.OutHeight * g.OutWidth, Im2ColBudgetFloats, 64);
+        return new(Conv2dAlgorithm.Im2Col, g, chunk, rows * chunk);
+    }
+}
+
+public sealed partial class CpuBackend : IKernel<Conv2dOp>
+{
+    public unsafe void Execute(Conv2dOp op, in KernelArgs args)
+    {
+        var x = args.Input(0);
+        var weight = args.Input(1);
+        var plan = Conv2dPlan.Create(op.Geometry(x.Shape, weight.Shape));
+        float* bias = op.HasBias ? args.Input(op.BiasIndex).Ptr<float>() : null;
+        float* residual = op.HasResidual ? args.Input(op.ResidualIndex).Ptr<float>() : null;
+        float* output = args.Output.Ptr<float>();
+        float* workspace = args.Workspace.Ptr<float>();
+        switch (plan.Algorithm)
+        {
+            case Conv2dAlgorithm.Gemm:
+                Conv2dGemm(plan.Geometry, x.Ptr<float>(), weight.Ptr<float>(), bias, residual, output);
+                break;
+            case Conv2dAlgorithm.Im2Col:
+                Conv2dIm2Col(plan, x.Ptr<float>(), weight.Ptr<float>(), bias, residual, output, workspace);
+                break;
+            default:
+                Winograd4x3.Run(new WinogradLayout(plan.Geometry), x.Ptr<float>(), weight.Ptr<float>(), bias, residual, output, workspace);
+                break;
+        }
+    }
+
+    private static unsafe void Conv2dGemm(Conv2dGeometry g, float* x, float* weight, float* bias, float* residual, float* output)
+    {
+        int pixels = g.Height * g.Width;
+        for (int n = 0; n < g.Batch; n++)
+        {
+            float* y = output + (long)n * g.OutChannels * pixels;
+            float* r = residual is null ? null : residual + (long)n * g.OutChannels * pixels;
+            float beta = ConvRows.InitializeOutput(y, pixels, g.OutChannels, pixels, bias, r, pixels) ? 1f : 0f;
+            CpuGemm.Sgemm(false, false, g.OutChannels, pixels, g.InChannels, 1f,
+                weight, g.InChannels, x + (long)n * g.InChannels * pixels, pixels, beta, y, pixels);
+        }
+    }
+
+    private static unsafe void Conv2dIm2Col(Conv2dPlan plan, float* x, float* weight, float* bias, float* residual,
+        float* output, float* columns)
+    {
+        var g = plan.Geometry;
+        int rows = g.InChannels * g.KernelHeight * g.KernelWidth;
+        int pixels = g.OutHeight * g.OutWidth;
+        int chunk = plan.ChunkColumns;
+        for (int n = 0; n < g.Batch; n++)
+        {
+            float* xN = x + (long)n * g.InChannels * g.Height * g.Width;
+            float* y = output + (long)n * g.OutChannels * pixels;
+            float* r = residual is null ? null : residual + (long)n * g.OutChannels * pixels;
+            for (int start = 0; start < pixels; start += chunk)
+            {
+                int count = Math.Min(chunk, pixels - start);
+                int first = start;
+                CpuParallel.For(rows, 8, (rowStart, rowEnd) =>
+                {
+                    for (long row = rowStart; row < rowEnd; row++)
+                        Im2ColRow(g, xN, (int)row, first, count, columns + row * chunk);
+                });
+                float beta = ConvRows.InitializeOutput(y + start, pixels, g.OutChannels, count, bias,
+                    r is null ? null : r + start, pixels) ? 1f : 0f;
+                CpuGemm.Sgemm(false, false, g.OutChannels, count, rows, 1f, weight, rows, columns, chunk, beta, y + start, pixels);
+            }
+        }
+    }
+
+    /// <summary>Row (channel, ky, kx) of the im2col matrix for output pixels [first, first + count).</summary>
+    private static unsafe void Im2ColRow(in Conv2dGeometry g, float* x, int row, int first, int count, float* dst)
+    {
+        int kernelArea = g.KernelHeight * g.KernelWidth;
+        int channel = row / kernelArea;
+        int ky = row % kernelArea / g.KernelWidth;
+        int kx = row % g.KernelWidth;
+        float* plane = x + (long)channel * g.Height * g.Width;
+        int pixel = first, end = first + count;
+        while (pixel < end)
+        {
+            int oy = pixel / g.OutWidth, ox = pixel % g.OutWidth;
+            int run = Math.Min(g.OutWidth - ox, end - pixel);
+            int iy = oy * g.Stride + ky - g.Padding;
+            float* segment = dst + (pixel - first);
+            if ((uint)iy >= (uint)g.Height)
+                new Span<float>(segment, run).Clear();
+            else
+                ConvRows.Gather(plane + (long)iy * g.Width, g.Width, ox * g.Stride + kx - g.Padding, g.Stride, segment, run, new IdentityMap());
+            pixel += run;
+        }
+    }
+}

@@ -1,0 +1,112 @@
+using MeLFusion.Native.Runtime;
+
+namespace MeLFusion.Native.Ops;
+
+public enum BinaryOperation
+{
+    Add,
+    Subtract,
+    Multiply,
+    Divide,
+}
+
+/// <summary>
+/// a (op) b with numpy/torch broadcasting: shapes are aligned at the last dim and each pair of dims must be equal or
+/// contain a 1. Inputs may be strided views; broadcast inputs are read in place, never expanded. The output may
+/// reuse a's memory when it has a's shape.
+/// </summary>
+public sealed class BinaryOp(BinaryOperation operation) : Op<BinaryOp>
+{
+    public BinaryOperation Operation { get; } = operation;
+
+    public override string Name => Operation switch
+    {
+        BinaryOperation.Add => "add",
+        BinaryOperation.Subtract => "sub",
+        BinaryOperation.Multiply => "mul",
+        BinaryOperation.Divide => "div",
+        _ => throw new ArgumentOutOfRangeException(nameof(Operation), Operation, "unknown binary operation"),
+    };
+
+    public override int InPlaceInput => 0;
+    public override bool AcceptsStridedInputs => true;
+
+    public override TensorDesc InferOutput(ReadOnlySpan<TensorDesc> inputs)
+    {
+        FloatInputs.Require(Name, inputs, "a", "b");
+        var a = inputs[0].Shape;
+        var b = inputs[1].Shape;
+        var dims = new int[Math.Max(a.Rank, b.Rank)];
+        for (int i = 1; i <= dims.Length; i++)
+        {
+            int da = i <= a.Rank ? a[-i] : 1;
+            int db = i <= b.Rank ? b[-i] : 1;
+            if (da != db && da != 1 && db != 1)
+                throw Invalid(Name, $"shapes {a} and {b} do not broadcast (dim -{i}: {da} vs {db})");
+            dims[^i] = da == 1 ? db : da;
+        }
+        return new TensorDesc(DType.F32, new TensorShape(dims));
+    }
+}
+
+public enum ScalarOperation
+{
+    /// <summary>x * value.</summary>
+    Multiply,
+    /// <summary>x + value.</summary>
+    Add,
+    /// <summary>max(x, value); NaN stays NaN.</summary>
+    Maximum,
+    /// <summary>min(x, value); NaN stays NaN.</summary>
+    Minimum,
+}
+
+/// <summary>x (op) a constant, elementwise; x may be a strided view. The output may reuse x's memory.</summary>
+public sealed class ScalarOp(ScalarOperation operation, float value) : Op<ScalarOp>
+{
+    public ScalarOperation Operation { get; } = operation;
+    public float Value { get; } = value;
+
+    public override string Name => Operation switch
+    {
+        ScalarOperation.Multiply => "scale",
+        ScalarOperation.Add => "add_scalar",
+        ScalarOperation.Maximum => "clamp_min",
+        ScalarOperation.Minimum => "clamp_max",
+        _ => throw new ArgumentOutOfRangeException(nameof(Operation), Operation, "unknown scalar operation"),
+    };
+
+    public override int InPlaceInput => 0;
+    public override bool AcceptsStridedInputs => true;
+
+    public override TensorDesc InferOutput(ReadOnlySpan<TensorDesc> inputs)
+    {
+        FloatInputs.Require(Name, inputs, "x");
+        return new TensorDesc(DType.F32, new TensorShape(inputs[0].Shape.Dims.ToArray()));
+    }
+}
+
+public static class ElementwiseExtensions
+{
+    /// <summary>a + b with broadcasting.</summary>
+    public static Value Add(this GraphBuilder g, Value a, Value b) => g.Apply(new BinaryOp(BinaryOperation.Add), a, b);
+
+    /// <summary>a - b with broadcasting.</summary>
+    public static Value Sub(this GraphBuilder g, Value a, Value b) => g.Apply(new BinaryOp(BinaryOperation.Subtract), a, b);
+
+    /// <summary>a * b with broadcasting.</summary>
+    public static Value Mul(this GraphBuilder g, Value a, Value b) => g.Apply(new BinaryOp(BinaryOperation.Multiply), a, b);
+
+    /// <summary>a / b with broadcasting (IEEE division: x/0 is ±inf or NaN).</summary>
+    public static Value Div(this GraphBuilder g, Value a, Value b) => g.Apply(new BinaryOp(BinaryOperation.Divide), a, b);
+
+    /// <summary>x * <paramref name="factor"/>.</summary>
+    public static Value Scale(this GraphBuilder g, Value x, float factor) => g.Apply(new ScalarOp(ScalarOperation.Multiply, factor), x);
+
+    /// <summary>x + <paramref name="value"/>.</summary>
+    public static Value AddScalar(this GraphBuilder g, Value x, float value) => g.Apply(new ScalarOp(ScalarOperation.Add, value), x);
+
+    /// <summary>x limited to [<paramref name="min"/>, <paramref name="max"/>], as torch.clamp (NaN stays NaN).</summary>
+    public static Value Clamp(this GraphBuilder g, Value x, float min, float max) =>
+        g.Apply(new ScalarOp(ScalarOperation.Minimum, max), g.Apply(new ScalarOp(ScalarOperation.Maximum, min), x));
+}
