@@ -132,7 +132,7 @@ public static class Composer
         /// <summary>Melodic grid in 16ths: quarters for floating ambient lines, 16ths for busy slow pieces, else 8ths.</summary>
         private int MelodyGrid() =>
             _a.Genre == Genre.Ambient || _a.Mood == Mood.Dreamy ? 4
-            : _a.TempoBpm < 90 && _driving && _a.Genre != Genre.Jazz ? 1
+            : _a.TempoBpm < 110 && _driving && _a.Genre != Genre.Jazz ? 1
             : 2;
 
         /// <summary>How likely a melody note starts on a 16th step: downbeats most, then beats, 8ths, 16ths; denser moods fill more.</summary>

@@ -8,8 +8,8 @@ namespace MeLFusion.Native.Data.Synth;
 /// <list type="bullet">
 /// <item>mood → palette and brightness (warm bright, cold dark, pastel, blood red, ...) plus a finishing touch
 /// (soft blur and sparkles when dreamy, vignette when tense, desaturation when sad, extra saturation when energetic);</item>
-/// <item>tempo → motion: the spatial frequency of the wave lines across the sky grows with BPM, the number of
-/// particles grows with BPM, and diagonal speed streaks appear above 110 BPM;</item>
+/// <item>tempo → motion: the spatial frequency and the number of the wave lines across the sky grow with BPM, so
+/// do the particles, and diagonal speed streaks appear above 110 BPM;</item>
 /// <item>genre → the scene: lounge lamps and a keyboard (jazz), stage with beams and amps (rock), columned hall
 /// (classical), laser club with a grid floor (electronic), pine forest (folk), sea at sunset (ambient), city skyline
 /// (hip hop), desert with cacti (latin).</item>
@@ -26,7 +26,7 @@ public static class SceneRenderer
         Mood.Happy => new(new(1.00f, 0.78f, 0.35f), new(1.00f, 0.93f, 0.62f), new(0.55f, 0.32f, 0.15f), new(1.00f, 0.97f, 0.60f)),
         Mood.Sad => new(new(0.07f, 0.09f, 0.20f), new(0.24f, 0.29f, 0.42f), new(0.04f, 0.05f, 0.10f), new(0.50f, 0.60f, 0.80f)),
         Mood.Calm => new(new(0.55f, 0.80f, 0.82f), new(0.78f, 0.92f, 0.80f), new(0.22f, 0.44f, 0.42f), new(0.92f, 1.00f, 0.95f)),
-        Mood.Energetic => new(new(0.95f, 0.12f, 0.40f), new(1.00f, 0.58f, 0.10f), new(0.30f, 0.02f, 0.18f), new(1.00f, 1.00f, 0.30f)),
+        Mood.Energetic => new(new(1.00f, 0.28f, 0.42f), new(1.00f, 0.66f, 0.15f), new(0.30f, 0.02f, 0.18f), new(1.00f, 1.00f, 0.30f)),
         Mood.Tense => new(new(0.06f, 0.00f, 0.01f), new(0.42f, 0.05f, 0.04f), new(0.02f, 0.02f, 0.02f), new(0.90f, 0.22f, 0.10f)),
         _ => new(new(0.58f, 0.48f, 0.82f), new(0.96f, 0.72f, 0.86f), new(0.42f, 0.32f, 0.56f), new(1.00f, 0.92f, 1.00f)), // dreamy
     };
@@ -67,25 +67,27 @@ public static class SceneRenderer
     }
 
     /// <summary>
-    /// Wave lines across the sky: about BPM/15 cycles across the width (4 at 60 BPM, 12 at 180), constant amplitude,
-    /// so the tempo reads as the lines' spatial frequency.
+    /// Wave lines across the sky: about BPM/15 cycles across the width (4 at 60 BPM, 12 at 180) at a constant
+    /// amplitude, and more lines the faster the music (2 or 3 at 60 BPM, 6 or 7 at 180), so tempo reads as both the
+    /// lines' spatial frequency and their number.
     /// </summary>
     private static void DrawWaves(Canvas canvas, Random rng, Palette palette, int bpm, float horizon)
     {
         int s = canvas.Size;
-        int count = rng.Next(3, 6);
+        int count = 2 + (bpm - MusicAttributes.MinTempo) / 30 + rng.Next(2);
+        // Light lines on a dark sky, darker ones on a bright sky: the lines must stand out from the noise.
+        var color = palette.SkyTop.Luma < 0.5f ? palette.Light : Rgb.Mix(palette.Shadow, palette.SkyTop, 0.45f);
         float top = 0.08f * s, bottom = horizon - 0.08f * s;
         for (int i = 0; i < count; i++)
         {
             float cycles = bpm / 15f * Uniform(rng, 0.9f, 1.1f);
             float amplitude = s * Uniform(rng, 0.025f, 0.035f), phase = Uniform(rng, 0, MathF.Tau);
             float y0 = top + (bottom - top) * (i + Uniform(rng, 0.2f, 0.8f)) / count;
-            var color = Rgb.Mix(palette.Light, palette.SkyTop, 0.25f);
             float previousY = y0 + amplitude * MathF.Sin(phase);
             for (int x = 1; x <= s; x++)
             {
                 float y = y0 + amplitude * MathF.Sin(MathF.Tau * cycles * x / s + phase);
-                canvas.Line(x - 1, previousY, x, y, s / 128f, color, 0.6f);
+                canvas.Line(x - 1, previousY, x, y, s / 96f, color, 0.75f);
                 previousY = y;
             }
         }
