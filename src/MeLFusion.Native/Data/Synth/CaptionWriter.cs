@@ -57,7 +57,7 @@ public static partial class CaptionWriter
             return phrases;
         }
         if (a.Melody is { } melody)
-            phrases.Add(Pick(rng, [$"{Article(melody.Name)} {melody.Name} melody", $"{Article(melody.Name)} {melody.Name} carrying the tune", $"the tune played on {Article(melody.Name)} {melody.Name}"]));
+            phrases.Add(Pick(rng, [$"{Article(melody.Name)} {melody.Name} melody", $"{Article(melody.Name)} {melody.Name} carrying the tune", $"{Article(melody.Name)} {melody.Name} playing the melody"]));
         var accompaniment = new List<string>();
         if (a.Chords is { } chords)
             accompaniment.Add(a.Genre switch
@@ -88,9 +88,15 @@ public static partial class CaptionWriter
         return phrases;
     }
 
-    /// <summary>Whether a caption contains any forbidden mood or tempo word; returns the first one found.</summary>
-    public static string? FindForbiddenWord(string caption) =>
-        ForbiddenWords.FirstOrDefault(w => Regex.IsMatch(caption, $@"(?<![\w-]){Regex.Escape(w)}(?![\w-])", RegexOptions.IgnoreCase));
+    private static readonly Regex Forbidden = new(
+        $@"(?<![\w-])(?:{string.Join("|", ForbiddenWords.Select(Regex.Escape))})(?![\w-])", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant);
+
+    /// <summary>The first forbidden mood or tempo word (whole word, any case) in a caption, as listed in <see cref="ForbiddenWords"/>; null if none.</summary>
+    public static string? FindForbiddenWord(string caption)
+    {
+        var match = Forbidden.Match(caption);
+        return match.Success ? ForbiddenWords.First(w => w.Equals(match.Value, StringComparison.OrdinalIgnoreCase)) : null;
+    }
 
     private static string JoinList(List<string> items) => items.Count switch
     {

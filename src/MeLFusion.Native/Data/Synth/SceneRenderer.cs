@@ -76,7 +76,7 @@ public static class SceneRenderer
         int s = canvas.Size;
         int count = 2 + (bpm - MusicAttributes.MinTempo) / 30 + rng.Next(2);
         // Light lines on a dark sky, darker ones on a bright sky: the lines must stand out from the noise.
-        var color = palette.SkyTop.Luma < 0.5f ? palette.Light : Rgb.Mix(palette.Shadow, palette.SkyTop, 0.45f);
+        var color = palette.SkyTop.Luma < 0.45f ? palette.Light : Rgb.Mix(palette.Shadow, palette.SkyTop, 0.45f);
         float top = 0.08f * s, bottom = horizon - 0.08f * s;
         for (int i = 0; i < count; i++)
         {
