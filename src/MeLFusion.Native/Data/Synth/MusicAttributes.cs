@@ -133,11 +133,11 @@ public sealed record AttributeSpace
         {
             chords = rng.NextDouble() < style.ChordsChance ? Pick(rng, style.ChordInstruments) : null;
             melody = rng.NextDouble() < style.MelodyChance || chords is null ? Pick(rng, style.MelodyInstruments) : null;
-            bass = rng.NextDouble() < style.BassChance ? Pick(rng, style.BassInstruments) : null;
+            bass = rng.NextDouble() < style.BassChance ? PickOther(rng, style.BassInstruments, melody) : null;
             drums = style.DrumKits.Length > 0 && rng.NextDouble() < style.DrumsChance ? Pick(rng, style.DrumKits) : null;
             // At least two parts, so every clip has some accompaniment.
             if ((melody is null ? 0 : 1) + (chords is null ? 0 : 1) + (bass is null ? 0 : 1) + (drums is null ? 0 : 1) < 2)
-                bass ??= Pick(rng, style.BassInstruments);
+                bass ??= PickOther(rng, style.BassInstruments, melody);
         }
         var texture = (melody is null ? 0 : Texture.Melody) | (chords is null ? 0 : Texture.Chords)
                     | (bass is null ? 0 : Texture.Bass) | (drums is null ? 0 : Texture.Percussion);
@@ -160,6 +160,13 @@ public sealed record AttributeSpace
     }
 
     private static T Pick<T>(Random rng, T[] items) => items[rng.Next(items.Length)];
+
+    /// <summary>Picks an instrument other than <paramref name="taken"/> when there is one (no cello doubling a cello melody).</summary>
+    private static Instrument PickOther(Random rng, Instrument[] options, Instrument? taken)
+    {
+        var others = options.Where(o => o != taken).ToArray();
+        return Pick(rng, others.Length > 0 ? others : options);
+    }
 
     private static T Pick<T>(Random rng, (T Value, double Weight)[] items) => items[PickIndex(rng, items.Select(i => i.Weight).ToArray())].Value;
 
