@@ -10,6 +10,7 @@ public static class Program
         var root = new RootCommand("MeLFusion.Native: text + image to music, on the CPU or a CUDA GPU")
         {
             InspectCommand.Create(),
+            ConvertCommand.Create(),
         };
         return root.Parse(args).Invoke();
     }
