@@ -80,7 +80,7 @@ public static class CheckpointConverter
                 if (source.Unclaimed.Count > 0 && !options.AllowExtra)
                     throw new CheckpointException($"{path}: {source.Unclaimed.Count} tensors fit no part: {List(source.Unclaimed)} (--allow-extra ignores them)");
             }
-            string? tokenizer = sources.Tokenizer is null ? null : CheckTokenizer(sources.Tokenizer, options.Targets.TextEncoder);
+            if (sources.Tokenizer is { } spiece) CheckTokenizer(spiece, options.Targets.TextEncoder);
 
             Directory.CreateDirectory(outputDirectory);
             var parts = new List<PartReport>();
@@ -90,12 +90,12 @@ public static class CheckpointConverter
                     parts.Add(WritePart(plan, outputDirectory, options, log));
                 source.Dispose();
             }
-            if (tokenizer is not null)
+            string? tokenizer = null;
+            if (sources.Tokenizer is { } model)
             {
-                string target = Path.Combine(outputDirectory, "spiece.model");
-                File.Copy(tokenizer, target, overwrite: true);
-                log?.Invoke($"spiece.model: copied from {tokenizer}");
-                tokenizer = target;
+                tokenizer = Path.Combine(outputDirectory, "spiece.model");
+                File.Copy(model, tokenizer, overwrite: true);
+                log?.Invoke($"spiece.model: copied from {model}");
             }
             return new ConversionReport(parts, opened.Select(s => new SourceReport(s.Path, s.Dropped, s.Unclaimed)).ToArray(), tokenizer);
         }
@@ -113,13 +113,13 @@ public static class CheckpointConverter
         if (s.TangoVae is { } vae)
             yield return (vae, source => TangoVae(source, vocoder: s.Vocoder is null));
         if (s.StableDiffusionUnet is { } unet)
-            yield return (unet, source => [Single(source, WeightPart.ImageUnet, UnetConversion.Marker, (p, prefix) => UnetConversion.Plan(p, prefix, music: false))]);
+            yield return (unet, source => [Single(source, WeightPart.ImageUnet, "a diffusers UNet", UnetConversion.Marker, (p, prefix) => UnetConversion.Plan(p, prefix, music: false))]);
         if (s.StableDiffusionVae is { } sdVae)
-            yield return (sdVae, source => [Single(source, WeightPart.ImageVae, VaeConversion.Marker, VaeConversion.PlanDiffusers)]);
+            yield return (sdVae, source => [Single(source, WeightPart.ImageVae, "a diffusers AutoencoderKL", VaeConversion.Marker, VaeConversion.PlanDiffusers)]);
         if (s.FlanT5 is { } t5)
-            yield return (t5, source => [Single(source, WeightPart.TextEncoder, T5Conversion.Marker, T5Conversion.Plan)]);
+            yield return (t5, source => [Single(source, WeightPart.TextEncoder, "a T5 encoder", T5Conversion.Marker, T5Conversion.Plan)]);
         if (s.Vocoder is { } vocoder)
-            yield return (vocoder, source => [Single(source, WeightPart.Vocoder, HifiGanConversion.Marker, HifiGanConversion.Plan)]);
+            yield return (vocoder, source => [Single(source, WeightPart.Vocoder, "a HiFi-GAN generator", HifiGanConversion.Marker, HifiGanConversion.Plan)]);
     }
 
     private static IEnumerable<PartPlan> TangoMain(TensorSource source, bool textEncoder)
@@ -161,9 +161,9 @@ public static class CheckpointConverter
     }
 
     /// <summary>A source holding one model, found under whatever prefix holds <paramref name="marker"/>.</summary>
-    private static PartPlan Single(TensorSource source, WeightPart part, string marker, Action<PartPlan, string> plan)
+    private static PartPlan Single(TensorSource source, WeightPart part, string model, string marker, Action<PartPlan, string> plan)
     {
-        string prefix = source.PrefixOf(marker) ?? throw Missing(source, $"a {part.FileName()[..^".safetensors".Length]} checkpoint", marker);
+        string prefix = source.PrefixOf(marker) ?? throw Missing(source, model, marker);
         var result = new PartPlan(part, source);
         plan(result, prefix);
         return result;
@@ -177,12 +177,12 @@ public static class CheckpointConverter
     private static CheckpointException Missing(TensorSource source, string what, string marker) =>
         new($"{source.Path}: not {what} (no '{marker}' under any prefix)");
 
-    private static string CheckTokenizer(string path, T5Config config)
+    /// <summary>The tokenizer must parse and its ids must index the text encoder's embedding.</summary>
+    private static void CheckTokenizer(string path, T5Config config)
     {
         var tokenizer = SentencePieceTokenizer.Load(path);
         if (tokenizer.VocabularySize > config.VocabSize)
             throw new CheckpointException($"{path}: {tokenizer.VocabularySize} pieces do not fit the text encoder's {config.VocabSize}-row embedding");
-        return path;
     }
 
     private static PartReport WritePart(PartPlan plan, string directory, ConversionOptions options, Action<string>? log)
