@@ -9,8 +9,9 @@ public static class Program
     {
         var root = new RootCommand("MeLFusion.Native: text + image to music, on the CPU or a CUDA GPU")
         {
-            InspectCommand.Create(),
+            ConvertCommand.Create(),
             DatasetCommand.Create(),
+            InspectCommand.Create(),
         };
         return root.Parse(args).Invoke();
     }
