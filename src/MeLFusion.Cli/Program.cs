@@ -9,8 +9,10 @@ public static class Program
     {
         var root = new RootCommand("MeLFusion.Native: text + image to music, on the CPU or a CUDA GPU")
         {
+            GenerateCommand.Create(),
             ConvertCommand.Create(),
             DatasetCommand.Create(),
+            InitCommand.Create(),
             InspectCommand.Create(),
         };
         return root.Parse(args).Invoke();

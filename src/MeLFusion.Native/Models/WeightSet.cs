@@ -18,6 +18,7 @@ public sealed class WeightSet : IDisposable
     private readonly List<SafetensorsFile> _files = [];
     private readonly List<DeviceBuffer> _buffers = [];
     private readonly Dictionary<string, Tensor> _loaded = new(StringComparer.Ordinal);
+    private readonly WeightInitializer? _initializer;
 
     public WeightSet(IBackend backend, params string[] paths)
     {
@@ -33,20 +34,30 @@ public sealed class WeightSet : IDisposable
         }
     }
 
+    /// <summary>
+    /// A weight set that creates every tensor a model asks for, randomly initialised by <paramref name="seed"/> (see
+    /// <see cref="WeightInitializer"/>): building a model's graph against it defines a fresh model, which
+    /// <see cref="Save"/> writes as a checkpoint. Training from scratch and untrained stand-in models start here.
+    /// </summary>
+    public static WeightSet Initialize(IBackend backend, ulong seed) => new(backend, new WeightInitializer(seed));
+
+    private WeightSet(IBackend backend, WeightInitializer initializer)
+    {
+        _backend = backend;
+        _initializer = initializer;
+    }
+
     public IBackend Backend => _backend;
     public IEnumerable<string> Names => _files.SelectMany(f => f.Entries.Select(e => e.Name));
 
-    public bool Contains(string name) => _files.Any(f => f.Contains(name));
+    /// <summary>Whether the set can supply <paramref name="name"/>; an initialising set supplies every name.</summary>
+    public bool Contains(string name) => _initializer is not null || _loaded.ContainsKey(name) || _files.Any(f => f.Contains(name));
 
     /// <summary>The tensor <paramref name="name"/> as f32 on the backend; checks its dims when given.</summary>
     public Tensor Get(string name, params int[] expectedDims)
     {
         if (!_loaded.TryGetValue(name, out var tensor))
-        {
-            var file = _files.FirstOrDefault(f => f.Contains(name))
-                ?? throw new CheckpointException($"{string.Join(", ", _files.Select(f => f.Path))}: no tensor '{name}'");
-            _loaded[name] = tensor = Load(file, file[name]);
-        }
+            _loaded[name] = tensor = _initializer is null ? LoadFromFiles(name) : Create(name, expectedDims);
         if (expectedDims.Length > 0 && !tensor.Shape.Dims.SequenceEqual(expectedDims))
             throw new CheckpointException($"tensor '{name}' has shape {tensor.Shape}, the model expects [{string.Join(", ", expectedDims)}]");
         return tensor;
@@ -56,16 +67,47 @@ public sealed class WeightSet : IDisposable
     public Value Constant(GraphBuilder graph, string name, params int[] expectedDims) =>
         graph.Constant(name, Get(name, expectedDims));
 
+    private Tensor Create(string name, int[] dims)
+    {
+        if (dims.Length == 0) throw new CheckpointException($"cannot initialise '{name}' without its shape");
+        return Upload(name, _initializer!.Create(name, dims), dims);
+    }
+
+    private Tensor LoadFromFiles(string name)
+    {
+        var file = _files.FirstOrDefault(f => f.Contains(name))
+            ?? throw new CheckpointException($"{string.Join(", ", _files.Select(f => f.Path))}: no tensor '{name}'");
+        return Load(file, file[name]);
+    }
+
     private Tensor Load(SafetensorsFile file, SafetensorsEntry entry)
     {
         if (entry.DType == DType.F32 && _backend is CpuBackend) return file.AsTensor(entry.Name);
         if (entry.DType is not (DType.F32 or DType.F16 or DType.BF16))
             throw new CheckpointException($"{file.Path}: tensor '{entry.Name}' is {entry.DType}, weights must be floating point");
-        var values = file.ReadF32(entry.Name);
-        var buffer = _backend.Allocate((long)values.Length * sizeof(float), $"weight '{entry.Name}'");
+        return Upload(entry.Name, file.ReadF32(entry.Name), entry.Shape);
+    }
+
+    private Tensor Upload(string name, float[] values, int[] dims)
+    {
+        var buffer = _backend.Allocate((long)values.Length * sizeof(float), $"weight '{name}'");
         _buffers.Add(buffer);
         _backend.CopyFromHost(System.Runtime.InteropServices.MemoryMarshal.AsBytes(values.AsSpan()), buffer.Pointer);
-        return buffer.View(DType.F32, entry.TensorShape);
+        return buffer.View(DType.F32, new TensorShape(dims));
+    }
+
+    /// <summary>Writes every tensor of this set (in name order) as an f32 safetensors checkpoint.</summary>
+    public void Save(string path, IReadOnlyDictionary<string, string>? metadata = null)
+    {
+        var writer = new SafetensorsWriter();
+        foreach (var (key, value) in metadata ?? new Dictionary<string, string>()) writer.AddMetadata(key, value);
+        foreach (var (name, tensor) in _loaded.OrderBy(p => p.Key, StringComparer.Ordinal))
+        {
+            var values = new float[tensor.ElementCount];
+            _backend.CopyToHost(tensor.Data, System.Runtime.InteropServices.MemoryMarshal.AsBytes(values.AsSpan()));
+            writer.Add(name, tensor.Shape.Dims.ToArray(), values);
+        }
+        writer.Write(path);
     }
 
     public void Dispose()

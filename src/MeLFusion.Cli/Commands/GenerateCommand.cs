@@ -1,0 +1,104 @@
+using System.CommandLine;
+using MeLFusion.Native.Backends;
+using MeLFusion.Native.IO.Audio;
+using MeLFusion.Native.IO.Image;
+using MeLFusion.Native.Pipelines;
+using Spectre.Console;
+
+namespace MeLFusion.Cli.Commands;
+
+/// <summary><c>generate</c>: text (+ image) to a 16-bit WAV file.</summary>
+public static class GenerateCommand
+{
+    public static Command Create()
+    {
+        var text = new Option<string>("--text") { Description = "the prompt", Required = true };
+        var image = new Option<FileInfo?>("--image") { Description = "a PNG or JPEG image whose content steers the music" };
+        var seconds = new Option<double>("--seconds") { Description = "length of the music", DefaultValueFactory = _ => 10.24 };
+        var steps = new Option<int>("--steps") { Description = "diffusion steps", DefaultValueFactory = _ => 200 };
+        var guidance = new Option<float>("--guidance") { Description = "classifier-free guidance scale", DefaultValueFactory = _ => 3f };
+        var scheduler = new Option<SamplerKind>("--scheduler") { Description = "sampler", DefaultValueFactory = _ => SamplerKind.Ddpm };
+        var seed = new Option<ulong>("--seed") { Description = "noise seed: the same seed on the same device gives the same music", DefaultValueFactory = _ => 0 };
+        var synapse = new Option<SynapseMode>("--synapse") { Description = "how the image enters: Paper (DDIM inversion) or CodeCompatible", DefaultValueFactory = _ => SynapseMode.Paper };
+        var device = new Option<string>("--device") { Description = $"one of: {string.Join(", ", BackendFactory.Names)}", DefaultValueFactory = _ => "cpu" };
+        var weights = new Option<DirectoryInfo?>("--weights") { Description = "weights directory (default: the repository's weights/)" };
+        var output = new Option<FileInfo>("--out") { Description = "output WAV file", DefaultValueFactory = _ => new FileInfo("music.wav") };
+        var command = new Command("generate", "Generate music from a prompt and optionally an image")
+        {
+            text, image, seconds, steps, guidance, scheduler, seed, synapse, device, weights, output,
+        };
+        command.SetAction((parse, cancellation) => Task.FromResult(Run(new Options(
+            parse.GetValue(text)!, parse.GetValue(image), parse.GetValue(seconds), parse.GetValue(steps), parse.GetValue(guidance),
+            parse.GetValue(scheduler), parse.GetValue(seed), parse.GetValue(synapse), parse.GetValue(device)!,
+            parse.GetValue(weights), parse.GetValue(output)!), cancellation)));
+        return command;
+    }
+
+    private sealed record Options(string Text, FileInfo? Image, double Seconds, int Steps, float Guidance, SamplerKind Sampler,
+        ulong Seed, SynapseMode Synapse, string Device, DirectoryInfo? Weights, FileInfo Output);
+
+    private static int Run(Options o, CancellationToken cancellation)
+    {
+        try
+        {
+            string weightsDir = o.Weights?.FullName ?? WeightsLocator.Default();
+            RgbImage? picture = o.Image is null ? null : ImageFile.Read(o.Image.FullName);
+            using var backend = BackendFactory.Create(o.Device);
+            using var model = MelFusionModel.Load(weightsDir, backend);
+            using var pipeline = new MusicPipeline(model);
+            AnsiConsole.MarkupLine($"[bold]model[/] {Markup.Escape(model.Config.Description)} ({Markup.Escape(weightsDir)}) on [bold]{backend.Name}[/]");
+            if (!model.Config.Trained)
+                AnsiConsole.MarkupLine("[yellow]these weights are UNTRAINED (randomly initialised): the output is noise-like, not music[/]");
+            var request = new GenerationRequest(o.Text, picture, o.Seconds, o.Steps, o.Guidance, o.Sampler, o.Seed, o.Synapse);
+            GenerationResult? result = null;
+            AnsiConsole.Progress().Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn())
+                .Start(ctx =>
+                {
+                    var tasks = new Dictionary<string, ProgressTask>();
+                    result = pipeline.Generate(request, p =>
+                    {
+                        if (!tasks.TryGetValue(p.Stage, out var task))
+                            tasks[p.Stage] = task = ctx.AddTask(p.Stage, maxValue: Math.Max(1, p.Steps));
+                        task.Value = p.Step;
+                        foreach (var other in tasks.Values.Where(t => t != task)) other.Value = other.MaxValue;
+                    }, cancellation);
+                    foreach (var task in tasks.Values) task.Value = task.MaxValue;
+                });
+            WavFile.WritePcm16(o.Output.FullName, result!.SampleRate, result.Audio);
+            var table = new Table().AddColumns("stage", "seconds");
+            foreach (var (stage, time) in result.Timings.Stages) table.AddRow(stage, $"{time.TotalSeconds:F3}");
+            table.AddRow("[bold]total[/]", $"[bold]{result.Timings.Total.TotalSeconds:F3}[/]");
+            AnsiConsole.Write(table);
+            double audioSeconds = (double)result.Audio.Length / result.SampleRate;
+            AnsiConsole.MarkupLine($"wrote {Markup.Escape(o.Output.FullName)}: {audioSeconds:F2} s at {result.SampleRate} Hz " +
+                $"(real-time factor {result.Timings.Total.TotalSeconds / audioSeconds:F2})");
+            return 0;
+        }
+        catch (OperationCanceledException)
+        {
+            Console.Error.WriteLine("cancelled; nothing written");
+            return 130;
+        }
+        catch (Exception e) when (e is IOException or ArgumentException or InvalidDataException or MeLFusion.Native.Models.CheckpointException
+                                      or MeLFusion.Native.Interop.Cuda.CudaUnavailableException or NotSupportedException)
+        {
+            Console.Error.WriteLine($"error: {e.Message}");
+            return 1;
+        }
+    }
+}
+
+/// <summary>Finds the repository's weights/ directory from the working directory or the program's location.</summary>
+internal static class WeightsLocator
+{
+    public static string Default()
+    {
+        foreach (string start in new[] { Environment.CurrentDirectory, AppContext.BaseDirectory })
+            for (var dir = new DirectoryInfo(start); dir is not null; dir = dir.Parent)
+            {
+                string candidate = Path.Combine(dir.FullName, "weights");
+                if (File.Exists(Path.Combine(candidate, MelFusionModelConfig.FileName))) return candidate;
+            }
+        throw new DirectoryNotFoundException("no weights/model.json found above the working directory; pass --weights DIR");
+    }
+}
