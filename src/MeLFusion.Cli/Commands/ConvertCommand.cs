@@ -67,7 +67,7 @@ public static class ConvertCommand
             var table = new Table().AddColumns("file", "tensors", "MiB", "checked against", "from");
             foreach (var p in report.Parts)
                 table.AddRow(Markup.Escape(Path.GetFileName(p.Path)), p.Tensors.ToString(), $"{p.Bytes / 1048576.0:F1}",
-                    p.Check is null ? "[yellow]no engine model[/]" : Markup.Escape(p.Check.Model), Markup.Escape(Path.GetFileName(p.Source)));
+                    Markup.Escape(p.Check.Model), Markup.Escape(Path.GetFileName(p.Source)));
             AnsiConsole.Write(table);
             foreach (var s in report.Sources)
             {
@@ -77,7 +77,7 @@ public static class ConvertCommand
                     AnsiConsole.MarkupLine($"[yellow]ignored from {Markup.Escape(Path.GetFileName(s.Path))}[/]: {Markup.Escape(CheckpointConverter.List(s.Unrecognised))}");
             }
             foreach (var p in report.Parts.Where(p => p.Check is { Extra.Count: > 0 }))
-                AnsiConsole.MarkupLine($"[yellow]kept unused in {Markup.Escape(Path.GetFileName(p.Path))}[/]: {Markup.Escape(CheckpointConverter.List(p.Check!.Extra))}");
+                AnsiConsole.MarkupLine($"[yellow]kept unused in {Markup.Escape(Path.GetFileName(p.Path))}[/]: {Markup.Escape(CheckpointConverter.List(p.Check.Extra))}");
             return 0;
         }
         catch (Exception e) when (e is IOException or CheckpointException or ArgumentException or UnauthorizedAccessException)

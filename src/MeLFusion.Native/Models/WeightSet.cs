@@ -50,6 +50,9 @@ public sealed class WeightSet : IDisposable
     public IBackend Backend => _backend;
     public IEnumerable<string> Names => _files.SelectMany(f => f.Entries.Select(e => e.Name));
 
+    /// <summary>The tensors models have asked for so far (or, for an initialising set, created).</summary>
+    public IReadOnlyCollection<string> RequestedNames => _loaded.Keys;
+
     /// <summary>Whether the set can supply <paramref name="name"/>; an initialising set supplies every name.</summary>
     public bool Contains(string name) => _initializer is not null || _loaded.ContainsKey(name) || _files.Any(f => f.Contains(name));
 

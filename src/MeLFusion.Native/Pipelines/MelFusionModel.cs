@@ -101,18 +101,12 @@ internal sealed partial class ModelConfigJson : JsonSerializerContext;
 
 /// <summary>
 /// A loaded MeLFusion system on one backend: the configuration, the tokenizer and one <see cref="WeightSet"/> per
-/// part, read from a weights directory holding <c>model.json</c>, <c>spiece.model</c> and the safetensors files
-/// named by the properties below.
+/// part, read from a weights directory holding <c>model.json</c>, <c>spiece.model</c> and one safetensors file per
+/// <see cref="WeightPart"/>.
 /// </summary>
 public sealed class MelFusionModel : IDisposable
 {
     public const string TokenizerFile = "spiece.model";
-    public const string TextEncoderFile = "text_encoder.safetensors";
-    public const string MusicUnetFile = "music_unet.safetensors";
-    public const string ImageUnetFile = "image_unet.safetensors";
-    public const string MusicVaeFile = "music_vae.safetensors";
-    public const string ImageVaeFile = "image_vae.safetensors";
-    public const string VocoderFile = "vocoder.safetensors";
 
     private readonly List<WeightSet> _owned = [];
 
@@ -124,12 +118,12 @@ public sealed class MelFusionModel : IDisposable
         try
         {
             Tokenizer = SentencePieceTokenizer.Load(Path.Combine(directory, TokenizerFile));
-            TextEncoder = Open(TextEncoderFile);
-            MusicUnet = Open(MusicUnetFile);
-            ImageUnet = Open(ImageUnetFile);
-            MusicVae = Open(MusicVaeFile);
-            ImageVae = Open(ImageVaeFile);
-            Vocoder = Open(VocoderFile);
+            TextEncoder = Open(WeightPart.TextEncoder);
+            MusicUnet = Open(WeightPart.MusicUnet);
+            ImageUnet = Open(WeightPart.ImageUnet);
+            MusicVae = Open(WeightPart.MusicVae);
+            ImageVae = Open(WeightPart.ImageVae);
+            Vocoder = Open(WeightPart.Vocoder);
         }
         catch
         {
@@ -158,9 +152,9 @@ public sealed class MelFusionModel : IDisposable
         return new MelFusionModel(directory, backend, MelFusionModelConfig.Read(configPath));
     }
 
-    private WeightSet Open(string file)
+    private WeightSet Open(WeightPart part)
     {
-        var set = new WeightSet(Backend, Path.Combine(Directory, file));
+        var set = new WeightSet(Backend, Path.Combine(Directory, part.FileName()));
         _owned.Add(set);
         return set;
     }

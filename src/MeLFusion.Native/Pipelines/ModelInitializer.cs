@@ -28,40 +28,13 @@ public static class ModelInitializer
             weights.Save(Path.Combine(directory, file), new Dictionary<string, string> { ["format"] = "melfusion", ["initialised_seed"] = seed.ToString() });
         }
 
-        Part(MelFusionModel.TextEncoderFile, 1, (g, w) =>
-        {
-            using var encoder = new T5Encoder(config.TextEncoder);
-            encoder.Build(g, w, g.Input("ids", DType.I32, 1, 2), g.Input("mask", DType.I32, 1, 2));
-        });
-        // The music UNet's synapse alphas exist only where image features arrive, so build both UNets together.
-        using (var imageWeights = WeightSet.Initialize(backend, seed * 16 + 2))
-        using (var musicWeights = WeightSet.Initialize(backend, seed * 16 + 3))
-        {
-            var g = new GraphBuilder();
-            int d = config.TextEncoder.ModelDim;
-            var text = g.Input("text", DType.F32, 1, 2, d);
-            var t = g.Input("t", DType.F32, 1);
-            int f = config.ImageUnet.DownsampleFactor;
-            var image = g.Input("image", DType.F32, 1, config.ImageUnet.InChannels, f, f);
-            var taps = new UNet2DConditionModel(config.ImageUnet).BuildWithTaps(g, imageWeights, image, t, text).Taps;
-            var music = g.Input("music", DType.F32, 1, config.MusicUnet.InChannels, config.MusicUnet.DownsampleFactor, config.MusicUnet.DownsampleFactor);
-            new UNet2DConditionModel(config.MusicUnet).Build(g, musicWeights, music, t, text, synapse: new UNetSynapse(taps));
-            imageWeights.Save(Path.Combine(directory, MelFusionModel.ImageUnetFile));
-            musicWeights.Save(Path.Combine(directory, MelFusionModel.MusicUnetFile));
-        }
-        Part(MelFusionModel.MusicVaeFile, 4, (g, w) => BuildVae(g, w, config.MusicVae));
-        Part(MelFusionModel.ImageVaeFile, 5, (g, w) => BuildVae(g, w, config.ImageVae));
-        Part(MelFusionModel.VocoderFile, 6, (g, w) =>
-            new HifiGan(config.Vocoder).Build(g, w, g.Input("mel", DType.F32, 1, config.Vocoder.MelChannels, 2)));
+        Part(WeightPart.TextEncoder.FileName(), 1, (g, w) => PartGraphs.TextEncoder(g, w, config.TextEncoder));
+        Part(WeightPart.ImageUnet.FileName(), 2, (g, w) => PartGraphs.Unet(g, w, config.ImageUnet, withSynapse: false));
+        Part(WeightPart.MusicUnet.FileName(), 3, (g, w) => PartGraphs.Unet(g, w, config.MusicUnet, withSynapse: true));
+        Part(WeightPart.MusicVae.FileName(), 4, (g, w) => PartGraphs.Vae(g, w, config.MusicVae));
+        Part(WeightPart.ImageVae.FileName(), 5, (g, w) => PartGraphs.Vae(g, w, config.ImageVae));
+        Part(WeightPart.Vocoder.FileName(), 6, (g, w) => PartGraphs.Vocoder(g, w, config.Vocoder));
         File.Copy(tokenizerPath, Path.Combine(directory, MelFusionModel.TokenizerFile), overwrite: true);
         (config with { Trained = false }).Write(Path.Combine(directory, MelFusionModelConfig.FileName));
-    }
-
-    private static void BuildVae(GraphBuilder g, WeightSet w, AutoencoderKlConfig c)
-    {
-        int size = c.Downsampling;
-        var vae = new AutoencoderKl(c);
-        vae.Encode(g, w, g.Input("x", DType.F32, 1, c.InChannels, size, size));
-        vae.Decode(g, w, g.Input("z", DType.F32, 1, c.LatentChannels, 1, 1));
     }
 }

@@ -3,6 +3,7 @@ using MeLFusion.Native.IO.Safetensors;
 using MeLFusion.Native.Models;
 using MeLFusion.Native.Models.Conversion;
 using MeLFusion.Native.Models.Text;
+using MeLFusion.Native.Models.Unet;
 using MeLFusion.Native.Models.Vae;
 using MeLFusion.Native.Models.Vocoder;
 using MeLFusion.Native.Runtime;
@@ -23,7 +24,14 @@ public sealed class ConversionTests : IDisposable
         new T5Config(200, 8, 4, 3, 2, 10, RelativeBuckets: 8),
         new AutoencoderKlConfig(1, 1, 4, [1, 2], 1, 2, 0.9227914214134216f, Groups: 2),
         new AutoencoderKlConfig(3, 3, 4, [1, 2, 2], 1, 2, 0.18215f, Groups: 2),
-        new HifiGanConfig(4, [2, 2], [4, 4], 16, [3, 5], [[1, 3], [1, 2]]));
+        new HifiGanConfig(4, [2, 2], [4, 4], 16, [3, 5], [[1, 3], [1, 2]]),
+        TinyUnet(8),
+        TinyUnet(4));
+
+    /// <summary>convert.py's UNET: channels [4, 8], one layer per block, 2 heads, context 6, two levels like SD's ends.</summary>
+    private static UNetConfig TinyUnet(int channels) => new(channels, channels, [4, 8], 1,
+        [DownBlockType.CrossAttnDownBlock2D, DownBlockType.DownBlock2D], [UpBlockType.UpBlock2D, UpBlockType.CrossAttnUpBlock2D],
+        [2, 2], 6, UseLinearProjection: true, NormGroups: 2);
 
     private static readonly ConversionOptions TinyOptions = new() { Targets = Tiny };
 
@@ -62,8 +70,10 @@ public sealed class ConversionTests : IDisposable
 
         AssertPartEquals(WeightPart.MusicUnet, "expected_music_unet", name => !name.EndsWith(".alpha", StringComparison.Ordinal));
         AssertPartEquals(WeightPart.TextEncoder, "expected_text_encoder");
-        Assert.Equal("T5 encoder", Part(report, WeightPart.TextEncoder).Check?.Model);
-        Assert.Empty(Part(report, WeightPart.TextEncoder).Check!.Extra);
+        Assert.Equal("T5 encoder", Part(report, WeightPart.TextEncoder).Check.Model);
+        Assert.Empty(Part(report, WeightPart.TextEncoder).Check.Extra);
+        Assert.Equal("music UNet", Part(report, WeightPart.MusicUnet).Check.Model);
+        Assert.Empty(Part(report, WeightPart.MusicUnet).Check.Extra);
         var dropped = Assert.Single(Assert.Single(report.Sources).Dropped);
         Assert.Equal("text_encoder.encoder.embed_tokens.weight", dropped.Name);
         Assert.Empty(report.Sources[0].Unrecognised);
@@ -76,6 +86,7 @@ public sealed class ConversionTests : IDisposable
         var report = Convert(new ConversionSources { TangoMain = Source("melfusion_main.bin") });
 
         AssertPartEquals(WeightPart.MusicUnet, "expected_music_unet");
+        Assert.Empty(Part(report, WeightPart.MusicUnet).Check.Extra); // the kept alphas are read by the synapse
         using var unet = SafetensorsFile.Open(Output(WeightPart.MusicUnet));
         Assert.Equal(["up_blocks.1.attentions.0.transformer_blocks.0.attn2.alpha", "up_blocks.1.attentions.1.transformer_blocks.0.attn2.alpha"],
             unet.Entries.Select(e => e.Name).Where(n => n.EndsWith(".alpha", StringComparison.Ordinal)).Order().ToArray());
@@ -94,8 +105,8 @@ public sealed class ConversionTests : IDisposable
 
         AssertPartEquals(WeightPart.MusicVae, "expected_music_vae");
         AssertPartEquals(WeightPart.Vocoder, "expected_vocoder");
-        Assert.Equal("music AutoencoderKL", Part(report, WeightPart.MusicVae).Check?.Model);
-        Assert.Equal("HiFi-GAN", Part(report, WeightPart.Vocoder).Check?.Model);
+        Assert.Equal("music AutoencoderKL", Part(report, WeightPart.MusicVae).Check.Model);
+        Assert.Equal("HiFi-GAN", Part(report, WeightPart.Vocoder).Check.Model);
         Assert.Empty(report.Sources[0].Dropped);
     }
 
@@ -107,7 +118,7 @@ public sealed class ConversionTests : IDisposable
         var report = Convert(new ConversionSources { StableDiffusionVae = Source(file) });
 
         AssertPartEquals(WeightPart.ImageVae, "expected_image_vae");
-        Assert.Equal("image AutoencoderKL", Part(report, WeightPart.ImageVae).Check?.Model);
+        Assert.Equal("image AutoencoderKL", Part(report, WeightPart.ImageVae).Check.Model);
     }
 
     [Theory]
@@ -160,7 +171,8 @@ public sealed class ConversionTests : IDisposable
         AssertPartEquals(WeightPart.ImageUnet, "sd_unet");
         Assert.All(report.Sources[0].Dropped, d => Assert.EndsWith(".alpha", d.Name));
         Assert.Equal(file == "sd_ckpt.pth" ? 8 : 0, report.Sources[0].Dropped.Count);
-        Assert.Null(Part(report, WeightPart.ImageUnet).Check);
+        Assert.Equal("image UNet", Part(report, WeightPart.ImageUnet).Check.Model);
+        Assert.Empty(Part(report, WeightPart.ImageUnet).Check.Extra);
     }
 
     [Theory]
@@ -170,7 +182,7 @@ public sealed class ConversionTests : IDisposable
     {
         var report = Convert(new ConversionSources { Vocoder = Source(file) });
 
-        Assert.Equal("HiFi-GAN", Part(report, WeightPart.Vocoder).Check?.Model);
+        Assert.Equal("HiFi-GAN", Part(report, WeightPart.Vocoder).Check.Model);
         using var expected = SafetensorsFile.Open(Path.Combine(Sources, "expected_vocoder.safetensors"));
         using var actual = SafetensorsFile.Open(Output(WeightPart.Vocoder));
         Assert.Equal(expected.Entries.Select(e => e.Name).Order().ToArray(), actual.Entries.Select(e => e.Name).Order().ToArray());
@@ -273,7 +285,7 @@ public sealed class ConversionTests : IDisposable
         Assert.Empty(Directory.GetFiles(_tmp, "*text_encoder*", SearchOption.AllDirectories));
 
         var report = Convert(new ConversionSources { FlanT5 = t5 }, TinyOptions with { AllowExtra = true });
-        Assert.Equal([extra], Part(report, WeightPart.TextEncoder).Check!.Extra);
+        Assert.Equal([extra], Part(report, WeightPart.TextEncoder).Check.Extra);
         using var part = SafetensorsFile.Open(Output(WeightPart.TextEncoder));
         Assert.True(part.Contains(extra));
     }

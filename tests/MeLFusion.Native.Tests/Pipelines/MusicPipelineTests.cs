@@ -1,3 +1,4 @@
+using MeLFusion.Native.Models;
 using MeLFusion.Native.Backends.Cpu;
 using MeLFusion.Native.IO.Image;
 using MeLFusion.Native.IO.Safetensors;
@@ -61,7 +62,7 @@ public sealed class MusicPipelineTests : IDisposable
     [Fact]
     public void NonzeroAlphasLetTheImageSteerTheMusic()
     {
-        string path = Path.Combine(_dir, MelFusionModel.MusicUnetFile);
+        string path = Path.Combine(_dir, WeightPart.MusicUnet.FileName());
         var writer = new SafetensorsWriter();
         using (var file = SafetensorsFile.Open(path))
             foreach (var e in file.Entries)
@@ -98,7 +99,7 @@ public sealed class MusicPipelineTests : IDisposable
     [Fact]
     public void InitialisedWeightsHoldTheSynapseAlphasAtZero()
     {
-        using var file = SafetensorsFile.Open(Path.Combine(_dir, MelFusionModel.MusicUnetFile));
+        using var file = SafetensorsFile.Open(Path.Combine(_dir, WeightPart.MusicUnet.FileName()));
         var alphas = file.Entries.Where(e => e.Name.EndsWith(".alpha", StringComparison.Ordinal)).ToList();
         Assert.Equal(Micro.MusicUnet.UpBlockTypes.Count(t => t == UpBlockType.CrossAttnUpBlock2D) * Micro.MusicUnet.UpLayersPerBlock, alphas.Count);
         Assert.All(alphas, a => Assert.Equal([0f], file.ReadF32(a.Name)));

@@ -42,8 +42,8 @@ public sealed record ConversionOptions
     public ConversionTargets Targets { get; init; } = ConversionTargets.MeLFusion;
 }
 
-/// <summary>One written part; <paramref name="Check"/> is null when no engine model could check it.</summary>
-public sealed record PartReport(WeightPart Part, string Path, string Source, int Tensors, long Bytes, PartCheck? Check);
+/// <summary>One written part and the result of checking it against its engine model.</summary>
+public sealed record PartReport(WeightPart Part, string Path, string Source, int Tensors, long Bytes, PartCheck Check);
 
 /// <summary>What became of a source's tensors that went into no part.</summary>
 public sealed record SourceReport(string Path, IReadOnlyList<DroppedTensor> Dropped, IReadOnlyList<string> Unrecognised);
@@ -195,11 +195,10 @@ public static class CheckpointConverter
         {
             plan.Write(pending, options.DType);
             var check = options.Targets.Check(plan.Part, pending);
-            if (check is { Extra.Count: > 0 } && !options.AllowExtra)
+            if (check.Extra.Count > 0 && !options.AllowExtra)
                 throw new CheckpointException($"{fileName}: {check.Extra.Count} tensors are not used by the {check.Model}: {List(check.Extra)} (--allow-extra keeps them)");
             File.Move(pending, target, overwrite: true);
-            log?.Invoke(check is null ? $"{fileName}: written; no engine model to check its names against"
-                : $"{fileName}: written; loads into the {check.Model}" + (check.Extra.Count > 0 ? $" ({check.Extra.Count} unused tensors kept)" : ""));
+            log?.Invoke($"{fileName}: written; loads into the {check.Model}" + (check.Extra.Count > 0 ? $" ({check.Extra.Count} unused tensors kept)" : ""));
             return new PartReport(plan.Part, target, plan.Source.Path, plan.Tensors.Count, new FileInfo(target).Length, check);
         }
         finally

@@ -1,5 +1,6 @@
 using MeLFusion.Native.Backends.Cpu;
 using MeLFusion.Native.Models.Text;
+using MeLFusion.Native.Models.Unet;
 using MeLFusion.Native.Models.Vae;
 using MeLFusion.Native.Models.Vocoder;
 using MeLFusion.Native.Runtime;
@@ -17,27 +18,26 @@ public sealed record PartCheck(string Model, IReadOnlyList<string> Extra);
 /// every tensor by name and shape, so a missing or misshapen tensor throws a <see cref="CheckpointException"/> naming
 /// it, and the tensors nobody asked for are the extras.
 /// </summary>
-public sealed record ConversionTargets(T5Config TextEncoder, AutoencoderKlConfig MusicVae, AutoencoderKlConfig ImageVae, HifiGanConfig Vocoder)
+public sealed record ConversionTargets(T5Config TextEncoder, AutoencoderKlConfig MusicVae, AutoencoderKlConfig ImageVae, HifiGanConfig Vocoder,
+    UNetConfig MusicUnet, UNetConfig ImageUnet)
 {
-    /// <summary>FLAN-T5-large, AudioLDM's music VAE, Stable Diffusion's image VAE and AudioLDM's 16 kHz HiFi-GAN.</summary>
+    /// <summary>FLAN-T5-large, AudioLDM's music VAE, Stable Diffusion's image VAE, AudioLDM's 16 kHz HiFi-GAN, Tango's and SD-2.1's UNets.</summary>
     public static ConversionTargets MeLFusion { get; } = new(T5Config.FlanT5Large, AutoencoderKlConfig.AudioLdmMusic,
-        AutoencoderKlConfig.StableDiffusion, HifiGanConfig.AudioLdm16k);
+        AutoencoderKlConfig.StableDiffusion, HifiGanConfig.AudioLdm16k, UNetConfig.TangoMusic, UNetConfig.StableDiffusion21);
 
-    /// <summary>
-    /// Checks the converted part at <paramref name="path"/>; null for a part with no engine model in this build
-    /// (the UNets), whose names cannot be checked.
-    /// </summary>
-    public PartCheck? Check(WeightPart part, string path)
+    /// <summary>Checks the converted part at <paramref name="path"/> against its engine model.</summary>
+    public PartCheck Check(WeightPart part, string path)
     {
-        (string Model, Action<GraphBuilder, WeightSet> Build)? target = part switch
+        (string Model, Action<GraphBuilder, WeightSet> Build) t = part switch
         {
-            WeightPart.TextEncoder => ("T5 encoder", BuildTextEncoder),
-            WeightPart.MusicVae => ("music AutoencoderKL", (g, w) => BuildVae(g, w, MusicVae)),
-            WeightPart.ImageVae => ("image AutoencoderKL", (g, w) => BuildVae(g, w, ImageVae)),
-            WeightPart.Vocoder => ("HiFi-GAN", (g, w) => new HifiGan(Vocoder).Build(g, w, g.Input("mel", DType.F32, 1, Vocoder.MelChannels, 1))),
-            _ => null,
+            WeightPart.TextEncoder => ("T5 encoder", (g, w) => PartGraphs.TextEncoder(g, w, TextEncoder)),
+            WeightPart.MusicVae => ("music AutoencoderKL", (g, w) => PartGraphs.Vae(g, w, MusicVae)),
+            WeightPart.ImageVae => ("image AutoencoderKL", (g, w) => PartGraphs.Vae(g, w, ImageVae)),
+            WeightPart.Vocoder => ("HiFi-GAN", (g, w) => PartGraphs.Vocoder(g, w, Vocoder)),
+            WeightPart.MusicUnet => ("music UNet", (g, w) => PartGraphs.Unet(g, w, MusicUnet, withSynapse: true)),
+            WeightPart.ImageUnet => ("image UNet", (g, w) => PartGraphs.Unet(g, w, ImageUnet, withSynapse: false)),
+            _ => throw new ArgumentOutOfRangeException(nameof(part), part, "unknown part"),
         };
-        if (target is not { } t) return null;
         using var backend = new CpuBackend();
         using var weights = new WeightSet(backend, path);
         var graph = new GraphBuilder();
@@ -49,22 +49,7 @@ public sealed record ConversionTargets(T5Config TextEncoder, AutoencoderKlConfig
         {
             throw new CheckpointException($"{part.FileName()} does not fit the {t.Model}: {e.Message}");
         }
-        var requested = graph.Values.Where(v => v.Kind == ValueKind.Constant && v.Name is not null).Select(v => v.Name!).ToHashSet(StringComparer.Ordinal);
+        var requested = weights.RequestedNames.ToHashSet(StringComparer.Ordinal);
         return new PartCheck(t.Model, weights.Names.Where(n => !requested.Contains(n)).ToArray());
-    }
-
-    private void BuildTextEncoder(GraphBuilder g, WeightSet weights)
-    {
-        using var encoder = new T5Encoder(TextEncoder);
-        encoder.Build(g, weights, g.Input("ids", DType.I32, 1, 1), g.Input("mask", DType.I32, 1, 1));
-    }
-
-    /// <summary>Encoder on the smallest input that survives every downsampling, decoder on a 1×1 latent.</summary>
-    private static void BuildVae(GraphBuilder g, WeightSet weights, AutoencoderKlConfig config)
-    {
-        var vae = new AutoencoderKl(config);
-        int side = config.Downsampling;
-        vae.Encode(g, weights, g.Input("data", DType.F32, 1, config.InChannels, side, side));
-        vae.Decode(g, weights, g.Input("latent", DType.F32, 1, config.LatentChannels, 1, 1));
     }
 }
