@@ -144,6 +144,14 @@ public abstract partial class CudaKernelBackend : IKernel<MatMulOp>, IKernel<Lin
         }
     }
 
+    /// <summary>
+    /// The epilogue of a GEMM that had no bias of its own (cuBLAS): C[b, i, j] += bias[j] with kernels/gemm.cu's
+    /// bias_add_f32.
+    /// </summary>
+    protected void AddBias(in GemmCall call) =>
+        LaunchElementwise("bias_add_f32", (long)call.BatchCount * call.M * call.N,
+            call.C, call.Bias, call.BatchCount, call.M, call.N, call.CRow, call.CBatch);
+
     /// <summary>Row and column strides of the matrix in <paramref name="t"/>'s last two dims, read transposed when asked.</summary>
     private static (long Row, long Column) MatrixStrides(Tensor t, bool transposed)
     {
