@@ -56,12 +56,16 @@ public sealed unsafe partial class CudaBackend : CudaKernelBackend
         public uint SharedLimit { get; set; } = DefaultSharedLimit;
     }
 
+    /// <summary>Set to 0 to run MatMul and Linear on kernels/gemm.cu even where cuBLAS is installed.</summary>
+    public const string CublasVariable = "MELFUSION_CUBLAS";
+
     /// <summary>
-    /// Opens GPU <paramref name="ordinal"/>. Throws <see cref="CudaUnavailableException"/> on a machine without a usable
-    /// NVIDIA GPU (or with one older than sm_80, which the fatbins do not cover), and
-    /// <see cref="FileNotFoundException"/> when the kernel fatbins have not been built.
+    /// Opens GPU <paramref name="ordinal"/>. <paramref name="useCublas"/> null means: cuBLAS when it is installed, unless
+    /// $MELFUSION_CUBLAS is 0. Throws <see cref="CudaUnavailableException"/> on a machine without a usable NVIDIA GPU (or
+    /// with one older than sm_80, which the fatbins do not cover), and <see cref="FileNotFoundException"/> when the
+    /// kernel fatbins have not been built.
     /// </summary>
-    public CudaBackend(int ordinal = 0)
+    public CudaBackend(int ordinal = 0, bool? useCublas = null)
     {
         CudaDriver.EnsureInitialized();
         CudaDriver.Check(CudaDriver.cuDeviceGetCount(out int count), "cuDeviceGetCount");
@@ -82,7 +86,9 @@ public sealed unsafe partial class CudaBackend : CudaKernelBackend
             _memoryPools = pools != 0;
             CudaDriver.Check(CudaDriver.cuStreamCreate(out _stream, NonBlockingStream), "cuStreamCreate");
             foreach (var fatbin in fatbins) LoadModule(fatbin);
-            if (CuBlas.IsAvailable) CreateBlas();
+            if (useCublas == true && !CuBlas.IsAvailable)
+                throw new CudaUnavailableException($"cuBLAS ({CuBlas.Library}) cannot be loaded");
+            if ((useCublas ?? Environment.GetEnvironmentVariable(CublasVariable) != "0") && CuBlas.IsAvailable) CreateBlas();
         }
         catch
         {
