@@ -36,23 +36,23 @@ FAMILIES=(ElementwiseTests ClampTests ActivationTests SoftmaxTests LayerNormTest
 FILTER="FullyQualifiedName~MeLFusion.Native.Tests.Cuda."
 for family in "${FAMILIES[@]}"; do FILTER+="|FullyQualifiedName~MeLFusion.Native.Tests.Ops.$family."; done
 
-run_tests() { # [command prefix...]: the kernel tests on the cuda backend
-  MELFUSION_TEST_BACKENDS=cuda "$@" dotnet test tests/MeLFusion.Native.Tests -c Release --no-build -nologo \
+run_tests() { # [NAME=VALUE...] [command prefix...]: the kernel tests on the cuda backend
+  env MELFUSION_TEST_BACKENDS=cuda "$@" dotnet test tests/MeLFusion.Native.Tests -c Release --no-build -nologo \
     --filter "$FILTER" --logger "console;verbosity=minimal"
 }
 
 log "kernel tests on the cuda backend (cuBLAS for MatMul/Linear)"
 run_tests
 log "kernel tests on the cuda backend (kernels/gemm.cu for MatMul/Linear)"
-MELFUSION_CUBLAS=0 run_tests
+run_tests MELFUSION_CUBLAS=0
 
 # dotnet test runs the tests in a child process (testhost): --target-processes all follows it.
 SANITIZER=(compute-sanitizer --target-processes all --error-exitcode 86 --print-limit 20)
 log "compute-sanitizer memcheck"
 run_tests "${SANITIZER[@]}" --tool memcheck --leak-check full
-MELFUSION_CUBLAS=0 run_tests "${SANITIZER[@]}" --tool memcheck
-log "compute-sanitizer racecheck"
-MELFUSION_CUBLAS=0 run_tests "${SANITIZER[@]}" --tool racecheck --racecheck-report all
+run_tests MELFUSION_CUBLAS=0 "${SANITIZER[@]}" --tool memcheck
+log "compute-sanitizer racecheck (the project's kernels: cuBLAS off)"
+run_tests MELFUSION_CUBLAS=0 "${SANITIZER[@]}" --tool racecheck --racecheck-report all
 
 log "kernel timing ($REPLAYS graph replays per case)"
 dotnet tools/KernelTiming/bin/Release/net10.0/KernelTiming.dll "$REPLAYS"

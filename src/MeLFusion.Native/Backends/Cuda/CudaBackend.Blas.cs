@@ -18,8 +18,9 @@ public sealed unsafe partial class CudaBackend
         CuBlas.Check(CuBlas.cublasCreate(out _blas), "cublasCreate");
         CuBlas.Check(CuBlas.cublasSetStream(_blas, _stream), "cublasSetStream");
         CuBlas.Check(CuBlas.cublasSetMathMode(_blas, CuBlas.MathMode.Default), "cublasSetMathMode");
-        _blasWorkspace = Allocate(BlasWorkspaceBytes, "cuBLAS workspace");
-        CuBlas.Check(CuBlas.cublasSetWorkspace_v2(_blas, _blasWorkspace.Pointer, (nuint)BlasWorkspaceBytes), "cublasSetWorkspace");
+        // Freed with the backend's other buffers when it is disposed.
+        var workspace = Allocate(BlasWorkspaceBytes, "cuBLAS workspace");
+        CuBlas.Check(CuBlas.cublasSetWorkspace_v2(_blas, workspace.Pointer, (nuint)BlasWorkspaceBytes), "cublasSetWorkspace");
     }
 
     protected override void Gemm(in GemmCall call)

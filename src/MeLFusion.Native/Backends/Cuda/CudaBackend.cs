@@ -38,6 +38,7 @@ public sealed unsafe partial class CudaBackend : CudaKernelBackend
 
     [ThreadStatic] private static nint t_currentContext;
 
+    private readonly int _device;
     private readonly nint _context;
     private readonly nint _stream;
     private readonly bool _memoryPools;
@@ -45,7 +46,6 @@ public sealed unsafe partial class CudaBackend : CudaKernelBackend
     private readonly Dictionary<string, KernelFunction> _functions = new(StringComparer.Ordinal);
     private readonly HashSet<CudaBuffer> _liveBuffers = [];
     private nint _blas;
-    private DeviceBuffer? _blasWorkspace;
     private bool _capturing;
     private bool _disposed;
 
@@ -71,17 +71,18 @@ public sealed unsafe partial class CudaBackend : CudaKernelBackend
         CudaDriver.Check(CudaDriver.cuDeviceGetCount(out int count), "cuDeviceGetCount");
         if (ordinal < 0 || ordinal >= count)
             throw new ArgumentOutOfRangeException(nameof(ordinal), ordinal, $"cuda: there are {count} GPU(s)");
+        CudaDriver.Check(CudaDriver.cuDeviceGet(out _device, ordinal), "cuDeviceGet");
         Device = CudaDevice.Query(ordinal);
         if (Device.ComputeMajor < 8)
             throw new CudaUnavailableException(
                 $"{Device.Name} has compute capability {Device.ComputeMajor}.{Device.ComputeMinor}; the kernels are built for 8.0 (Ampere) and newer; use --device cpu or cuda-emulated");
         var fatbins = KernelFatbins.Find();
 
-        CudaDriver.Check(CudaDriver.cuDevicePrimaryCtxRetain(out _context, ordinal), "cuDevicePrimaryCtxRetain");
+        CudaDriver.Check(CudaDriver.cuDevicePrimaryCtxRetain(out _context, _device), "cuDevicePrimaryCtxRetain");
         try
         {
             MakeCurrent();
-            CudaDriver.Check(CudaDriver.cuDeviceGetAttribute(out int pools, CudaDriver.DeviceAttribute.MemoryPoolsSupported, ordinal),
+            CudaDriver.Check(CudaDriver.cuDeviceGetAttribute(out int pools, CudaDriver.DeviceAttribute.MemoryPoolsSupported, _device),
                 "cuDeviceGetAttribute(MemoryPoolsSupported)");
             _memoryPools = pools != 0;
             CudaDriver.Check(CudaDriver.cuStreamCreate(out _stream, NonBlockingStream), "cuStreamCreate");
@@ -196,7 +197,6 @@ public sealed unsafe partial class CudaBackend : CudaKernelBackend
     {
         if (_blas != 0) CuBlas.Check(CuBlas.cublasDestroy(_blas), "cublasDestroy");
         _blas = 0;
-        _blasWorkspace = null;
         foreach (var buffer in _liveBuffers.ToArray()) buffer.Dispose();
         foreach (var module in _modules) CudaDriver.Check(CudaDriver.cuModuleUnload(module), "cuModuleUnload");
         _modules.Clear();
@@ -204,7 +204,7 @@ public sealed unsafe partial class CudaBackend : CudaKernelBackend
         if (_stream != 0) CudaDriver.Check(CudaDriver.cuStreamDestroy(_stream), "cuStreamDestroy");
         _disposed = true;
         if (t_currentContext == _context) t_currentContext = 0;
-        CudaDriver.Check(CudaDriver.cuDevicePrimaryCtxRelease(Device.Ordinal), "cuDevicePrimaryCtxRelease");
+        CudaDriver.Check(CudaDriver.cuDevicePrimaryCtxRelease(_device), "cuDevicePrimaryCtxRelease");
     }
 
     /// <summary>Makes this backend's context current on the calling thread (a thread-local check on the hot path).</summary>

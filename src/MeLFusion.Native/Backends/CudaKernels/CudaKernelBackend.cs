@@ -61,13 +61,25 @@ public abstract partial class CudaKernelBackend : IBackend, IKernelLauncher
     }
 
     /// <summary>
-    /// Threads per block of the row-reduction kernels (softmax, layer and RMS norm): the row length rounded up to a
-    /// warp, at most <paramref name="max"/>.
+    /// Launches a row kernel (one block per row of the last dim, <paramref name="length"/> elements each) over
+    /// <paramref name="output"/>'s rows; nothing when there are none.
     /// </summary>
-    protected static int ReductionThreads(long rowLength, int max = 256) =>
-        (int)Math.Clamp((rowLength + 31) / 32 * 32, 32, max);
+    protected void LaunchRows(string kernel, string op, Tensor output, int length, params ReadOnlySpan<LaunchArg> args)
+    {
+        if (output.ElementCount == 0) return;
+        long rows = output.ElementCount / length;
+        if (rows > int.MaxValue)
+            throw new NotSupportedException($"{op}: {output} has {rows} rows; a launch takes at most {int.MaxValue} (one block per row)");
+        Launch(kernel, (int)rows, ReductionThreads(length), 0, args);
+    }
 
-    /// <summary>The kernel suffix of an element size: data-movement kernels copy 2-, 4- or 8-byte units.</summary>
+    /// <summary>
+    /// Threads per block of the block-reduction kernels (softmax, layer and RMS norm, the embedding check): the length
+    /// rounded up to a warp, at most 256 (longer rows loop).
+    /// </summary>
+    protected static int ReductionThreads(long length) => (int)Math.Clamp((length + 31) / 32 * 32, 32, 256);
+
+    /// <summary>The kernel suffix of a copy unit in bytes: data-movement kernels move 1- to 16-byte units ("b1" to "b16").</summary>
     protected static string UnitSuffix(int bytes) => bytes switch
     {
         1 => "b1",
