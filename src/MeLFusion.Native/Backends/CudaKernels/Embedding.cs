@@ -44,7 +44,8 @@ public abstract partial class CudaKernelBackend : IKernel<EmbeddingOp>
             ids, count, (long)vocabulary, EmbeddingRecord().Pointer, (long)siteIndex);
 
         long rowBytes = (long)table.Dim(1) * table.DType.Size();
-        int unit = rowBytes % 4 == 0 ? 4 : 2;
+        // 4-byte units where rows and both addresses allow (a 16-bit table may be a view at an odd element).
+        int unit = (rowBytes | table.Data | output.Data) % 4 == 0 ? 4 : 2;
         LaunchElementwise($"embedding_gather_{idType}_{UnitSuffix(unit)}", count * (rowBytes / unit),
             ids, table, output, count, (long)vocabulary, checked((int)(rowBytes / unit)));
     }
