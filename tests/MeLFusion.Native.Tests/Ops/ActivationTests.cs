@@ -15,7 +15,7 @@ public class ActivationTests
     /// underflow) into a relative error of |2u| · 1.2e-7.
     /// </summary>
     [Theory]
-    [MemberData(nameof(TestBackends.Names), MemberType = typeof(TestBackends))]
+    [MemberData(nameof(TestBackends.Supporting), typeof(ActivationOp), MemberType = typeof(TestBackends))]
     public void MatchesTorch(string backend)
     {
         using var f = Fixture.Open("activations");
@@ -38,7 +38,7 @@ public class ActivationTests
 
     /// <summary>hidden * gelu(gate) on the chunk halves; errors as for GELU plus one rounding.</summary>
     [Theory]
-    [MemberData(nameof(TestBackends.Names), MemberType = typeof(TestBackends))]
+    [MemberData(nameof(TestBackends.Supporting), typeof(GegluOp), MemberType = typeof(TestBackends))]
     public void GegluMatchesTorch(string backend)
     {
         using var f = Fixture.Open("activations");
@@ -50,7 +50,7 @@ public class ActivationTests
     }
 
     [Theory]
-    [MemberData(nameof(TestBackends.Names), MemberType = typeof(TestBackends))]
+    [MemberData(nameof(TestBackends.Supporting), typeof(ActivationOp), MemberType = typeof(TestBackends))]
     public void RunsInPlaceOnIntermediates(string backend)
     {
         float[] x = [-2f, -0.5f, 0f, 0.5f, 2f];

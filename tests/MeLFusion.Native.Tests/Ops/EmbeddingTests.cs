@@ -8,7 +8,7 @@ public class EmbeddingTests
 {
     /// <summary>A lookup copies table rows, so the output must equal F.embedding's bit for bit.</summary>
     [Theory]
-    [MemberData(nameof(TestBackends.Names), MemberType = typeof(TestBackends))]
+    [MemberData(nameof(TestBackends.Supporting), typeof(EmbeddingOp), MemberType = typeof(TestBackends))]
     public void MatchesTorchExactly(string backend)
     {
         using var fixture = Fixture.Open("embedding");
@@ -22,7 +22,7 @@ public class EmbeddingTests
     }
 
     [Theory]
-    [MemberData(nameof(TestBackends.Names), MemberType = typeof(TestBackends))]
+    [MemberData(nameof(TestBackends.Supporting), typeof(EmbeddingOp), MemberType = typeof(TestBackends))]
     public void LooksUpRowsOfAConstantTableOnManyThreads(string backend)
     {
         const int vocabulary = 1000, dim = 768, count = 300;
@@ -41,7 +41,7 @@ public class EmbeddingTests
     }
 
     [Theory]
-    [MemberData(nameof(TestBackends.Names), MemberType = typeof(TestBackends))]
+    [MemberData(nameof(TestBackends.Supporting), typeof(EmbeddingOp), MemberType = typeof(TestBackends))]
     public void OutOfRangeIdsFailWithTheIdAndTheTableSize(string backend)
     {
         var table = new OpRunner.Feed("table", [11, 4], new float[44]);

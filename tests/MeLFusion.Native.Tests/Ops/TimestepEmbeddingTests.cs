@@ -11,7 +11,7 @@ public class TimestepEmbeddingTests
     private const float Atol = 2e-4f, Rtol = 0;
 
     [Theory]
-    [MemberData(nameof(TestBackends.Names), MemberType = typeof(TestBackends))]
+    [MemberData(nameof(TestBackends.Supporting), typeof(TimestepEmbeddingOp), MemberType = typeof(TestBackends))]
     public void MatchesDiffusersFormulaInTorch(string backend)
     {
         using var fixture = Fixture.Open("timestep_embedding");
@@ -26,7 +26,7 @@ public class TimestepEmbeddingTests
     }
 
     [Theory]
-    [MemberData(nameof(TestBackends.Names), MemberType = typeof(TestBackends))]
+    [MemberData(nameof(TestBackends.Supporting), typeof(TimestepEmbeddingOp), MemberType = typeof(TestBackends))]
     public void IntegerTimestepsEmbedLikeTheirFloatValues(string backend)
     {
         float[] steps = [0, 1, 981, 500];

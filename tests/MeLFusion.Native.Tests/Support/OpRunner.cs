@@ -1,18 +1,62 @@
 using MeLFusion.Native.Backends.Cpu;
+using MeLFusion.Native.Backends.Cuda;
+using MeLFusion.Native.Backends.CudaEmulated;
 using MeLFusion.Native.Runtime;
 
 namespace MeLFusion.Native.Tests.Support;
 
-/// <summary>Backends every op test runs on; the cuda-emulated backend joins this list when it exists.</summary>
+/// <summary>
+/// Backends op tests run on. <see cref="Names"/> is the default list (cpu); <see cref="Supporting(Type)"/> lists every
+/// backend with a kernel for an op, so the same fixture tests prove the CUDA kernels under emulation, and on a GPU when
+/// there is one. MELFUSION_TEST_BACKENDS (comma-separated names, e.g. "cuda") restricts both to those backends.
+/// </summary>
 public static class TestBackends
 {
-    public static TheoryData<string> Names => new() { "cpu" };
+    public const string SelectionVariable = "MELFUSION_TEST_BACKENDS";
+
+    /// <summary>
+    /// Every backend tests know, with its type; "cuda" where a GPU can be used, or where the selection names it (then a
+    /// machine without one fails loudly instead of running nothing).
+    /// </summary>
+    private static readonly Lazy<(string Name, Type Type)[]> Known = new(() =>
+    [
+        ("cpu", typeof(CpuBackend)),
+        ("cuda-emulated", typeof(CudaEmulatedBackend)),
+        .. CudaBackend.IsSupported || (Selection()?.Contains("cuda") ?? false) ? new[] { ("cuda", typeof(CudaBackend)) } : [],
+    ]);
+
+    public static TheoryData<string> Names => Selected(["cpu"]);
+
+    /// <summary>Every backend whose type implements IKernel&lt;<typeparamref name="TOp"/>&gt;.</summary>
+    public static TheoryData<string> Supporting<TOp>() where TOp : Op => Supporting(typeof(TOp));
+
+    /// <summary>Every backend whose type implements IKernel of <paramref name="op"/> (an Op type); for MemberData.</summary>
+    public static TheoryData<string> Supporting(Type op)
+    {
+        var kernel = typeof(IKernel<>).MakeGenericType(op);
+        return Selected(Known.Value.Where(b => kernel.IsAssignableFrom(b.Type)).Select(b => b.Name));
+    }
 
     public static IBackend Create(string name) => name switch
     {
         "cpu" => new CpuBackend(),
+        "cuda-emulated" => new CudaEmulatedBackend(),
+        "cuda" => new CudaBackend(),
         _ => throw new ArgumentException($"unknown backend '{name}'"),
     };
+
+    private static TheoryData<string> Selected(IEnumerable<string> names)
+    {
+        var only = Selection();
+        var data = new TheoryData<string>();
+        foreach (var name in names)
+            if (only is not { Length: > 0 } || only.Contains(name))
+                data.Add(name);
+        return data;
+    }
+
+    private static string[]? Selection() =>
+        Environment.GetEnvironmentVariable(SelectionVariable)?.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
 }
 
 /// <summary>Builds a one-op (or few-op) graph, feeds f32 host data, runs it and returns the f32 output.</summary>

@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using MeLFusion.Native.Backends.CudaKernels;
 using MeLFusion.Native.Interop;
 using MeLFusion.Native.Interop.Emulation;
 using MeLFusion.Native.Runtime;
@@ -8,27 +9,28 @@ namespace MeLFusion.Native.Backends.CudaEmulated;
 /// <summary>
 /// The "cuda-emulated" backend: the project's CUDA kernels (kernels/*.cu) compiled for the CPU into
 /// libmelfusion_emu.so, where every GPU thread is a fiber and barriers and warp collectives are rendezvous. Device
-/// memory is 64-byte aligned host memory. It proves the hand-written kernels without a GPU and shares the launch path
-/// (<see cref="LaunchArg"/>, <see cref="KernelParams"/>) with the cuda backend. Launches are synchronous.
+/// memory is 64-byte aligned host memory. It proves the hand-written kernels without a GPU: every op binding, launch
+/// configuration and argument list comes from <see cref="CudaKernelBackend"/>, shared with the cuda backend, as does
+/// the launch path (<see cref="LaunchArg"/>, <see cref="KernelParams"/>); here every launch is also checked against the
+/// kernel's parameter sizes. Launches are synchronous.
 /// </summary>
-public sealed unsafe partial class CudaEmulatedBackend : IBackend, IKernelLauncher
+public sealed unsafe class CudaEmulatedBackend : CudaKernelBackend
 {
-    public string Name => "cuda-emulated";
+    public override string Name => "cuda-emulated";
 
     /// <summary>Memory starts as 0xff bytes (NaN in every float type), like uninitialised device memory shows garbage.</summary>
-    public DeviceBuffer Allocate(long bytes, string purpose) => new EmulatedDeviceBuffer(bytes, purpose);
+    public override DeviceBuffer Allocate(long bytes, string purpose) => new EmulatedDeviceBuffer(bytes, purpose);
 
-    public void CopyFromHost(ReadOnlySpan<byte> source, nint destination) =>
+    public override void CopyFromHost(ReadOnlySpan<byte> source, nint destination) =>
         source.CopyTo(new Span<byte>((void*)destination, source.Length));
 
-    public void CopyToHost(nint source, Span<byte> destination) =>
+    public override void CopyToHost(nint source, Span<byte> destination) =>
         new ReadOnlySpan<byte>((void*)source, destination.Length).CopyTo(destination);
 
-    public void Synchronize() { }
+    /// <summary>Launches run to completion before they return: nothing is ever in flight.</summary>
+    protected override void WaitForDevice() { }
 
-    public void Dispose() { }
-
-    public void Launch(string kernel, Dim3 grid, Dim3 block, uint sharedBytes, params ReadOnlySpan<LaunchArg> args)
+    public override void Launch(string kernel, Dim3 grid, Dim3 block, uint sharedBytes, params ReadOnlySpan<LaunchArg> args)
     {
         var signature = EmulatorNative.Signature(kernel);
         KernelParams.Validate(kernel, signature.ParameterSizes, args);

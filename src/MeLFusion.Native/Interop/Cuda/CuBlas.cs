@@ -34,9 +34,23 @@ public static unsafe partial class CuBlas
 
     public enum MathMode { Default = 0, TensorOp = 1, PedanticMath = 2, TF32TensorOp = 3, DisallowReducedPrecisionReduction = 16 }
 
-    private static readonly Lazy<bool> s_available = new(() => NativeLibrary.TryLoad(Library, out _) || NativeLibrary.TryLoad(Library + ".11", out _));
+    /// <summary>CUBLAS_GEMM_DEFAULT: let cuBLAS pick the algorithm.</summary>
+    public const int DefaultAlgorithm = -1;
 
-    public static bool IsAvailable => s_available.Value;
+    /// <summary>
+    /// The library's handle, or 0: libcublas.so (a development install), else the runtime sonames of CUDA 12 and 11.
+    /// <see cref="NativeLibraries"/> resolves <see cref="Library"/> to it, so the bindings work with either.
+    /// </summary>
+    private static readonly Lazy<nint> s_handle = new(() =>
+    {
+        foreach (var name in new[] { Library, Library + ".12", Library + ".11" })
+            if (NativeLibrary.TryLoad(name, out nint handle)) return handle;
+        return 0;
+    });
+
+    static CuBlas() => NativeLibraries.Register(Library, () => s_handle.Value);
+
+    public static bool IsAvailable => s_handle.Value != 0;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Check(Status status, string call)

@@ -141,9 +141,11 @@ public static unsafe partial class CudaDriver
         MultiprocessorCount = 16,
         MemoryClockRate = 36,
         GlobalMemoryBusWidth = 37,
+        L2CacheSize = 38,
         ComputeCapabilityMajor = 75,
         ComputeCapabilityMinor = 76,
         MaxSharedMemoryPerBlockOptin = 97,
+        MemoryPoolsSupported = 115,
     }
 
     public enum FunctionAttribute
