@@ -37,13 +37,7 @@ public static class TestBackends
         return Selected(Known.Value.Where(b => kernel.IsAssignableFrom(b.Type)).Select(b => b.Name));
     }
 
-    public static IBackend Create(string name) => name switch
-    {
-        "cpu" => new CpuBackend(),
-        "cuda-emulated" => new CudaEmulatedBackend(),
-        "cuda" => new CudaBackend(),
-        _ => throw new ArgumentException($"unknown backend '{name}'"),
-    };
+    public static IBackend Create(string name) => MeLFusion.Native.Backends.BackendFactory.Create(name);
 
     private static TheoryData<string> Selected(IEnumerable<string> names)
     {
