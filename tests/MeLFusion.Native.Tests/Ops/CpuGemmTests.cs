@@ -19,12 +19,12 @@ public unsafe class CpuGemmTests
         }
     }
 
-    // (m, n, k): single elements, partial tiles of every kernel, a thin N that runs transposed, K beyond the depth
-    // block (256), M beyond every row block and N beyond the 1024-column block of the 128-bit and scalar kernels.
+    // (m, n, k): single elements, partial tiles of every kernel, a thin N that runs transposed, K beyond every depth
+    // block (at most 512), M beyond every row block (at most 192) and N beyond every column block (at most 2048).
     private static readonly (int M, int N, int K)[] Sizes =
     [
         (1, 1, 1), (1, 37, 5), (37, 1, 5), (7, 13, 5), (12, 32, 16), (13, 33, 17), (33, 65, 17), (64, 64, 64),
-        (97, 45, 300), (200, 70, 33), (3, 1100, 4),
+        (97, 45, 600), (200, 70, 33), (3, 2100, 4),
     ];
 
     private static readonly (float Alpha, float Beta)[] Scalings = [(1, 0), (-0.5f, 1), (2, 0.25f)];

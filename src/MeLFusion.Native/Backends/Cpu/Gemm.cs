@@ -41,10 +41,10 @@ internal enum GemmKernel
 public static unsafe class CpuGemm
 {
     /// <summary>Problems below this many multiply-adds run on the calling thread: splitting would cost more than it saves.</summary>
-    private const long ParallelWork = 1L << 17;
+    private const long ParallelWork = 1L << 22;
 
     /// <summary>Smallest share of multiply-adds worth one parallel task.</summary>
-    private const long TaskWork = 1L << 16;
+    private const long TaskWork = 1L << 20;
 
     internal static GemmKernel BestKernel { get; } =
         Avx512Kernel.IsSupported ? GemmKernel.Avx512
@@ -263,6 +263,7 @@ public static unsafe class CpuGemm
         }
 
         /// <summary>Packs B micro-panels [start, end) of the block: panel j holds columns j·NR.. as Depth rows of NR.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         private static void PackB(MatrixView b, Block block, int start, int end)
         {
             int nr = TKernel.Columns;
@@ -276,6 +277,7 @@ public static unsafe class CpuGemm
         }
 
         /// <summary>Task t: packs its rows of A block by block and sweeps the micro-kernel over its B micro-panels.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         private static void Compute(in Problem problem, in Block block, int task)
         {
             int mr = TKernel.Rows, nr = TKernel.Columns;
@@ -345,8 +347,10 @@ public static unsafe class CpuGemm
     /// <summary>
     /// Packs one micro-panel: dst[p·width + l] = scale · src[l·laneStride + p·depthStride] for the first
     /// <paramref name="lanes"/> lanes and zero for the rest up to <paramref name="width"/>. A panels have rows as
-    /// lanes, B panels columns; the loop order follows whichever stride is unit so that reads stay sequential.
+    /// lanes, B panels columns. Unit lane stride copies rows of lanes; unit depth stride (row-major A, transposed B)
+    /// transposes 4×4 blocks in registers so that four source rows stream at once.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void PackPanel(float* src, long laneStride, long depthStride, int lanes, int width, int depth,
         float scale, float* dst)
     {
@@ -354,15 +358,50 @@ public static unsafe class CpuGemm
         {
             for (int p = 0; p < depth; p++)
             {
+                // Rows of a wide matrix are far apart: ask for a row well ahead of the copy (prefetches never fault).
+                if (Sse.IsSupported) Sse.Prefetch0(src + (p + 8) * depthStride);
                 ScaleCopy(src + p * depthStride, dst + (long)p * width, lanes, scale);
                 for (int l = lanes; l < width; l++) dst[(long)p * width + l] = 0;
             }
             return;
         }
-        for (int l = 0; l < lanes; l++)
+        int lane = 0;
+        if (depthStride == 1 && Sse.IsSupported)
         {
-            float* s = src + l * laneStride;
-            float* d = dst + l;
+            var factor = Vector128.Create(scale);
+            for (; lane + 4 <= lanes; lane += 4)
+            {
+                float* s0 = src + lane * laneStride, s1 = s0 + laneStride, s2 = s1 + laneStride, s3 = s2 + laneStride;
+                float* d = dst + lane;
+                int p = 0;
+                for (; p + 4 <= depth; p += 4, d += 4 * width)
+                {
+                    var r0 = factor * Vector128.Load(s0 + p);
+                    var r1 = factor * Vector128.Load(s1 + p);
+                    var r2 = factor * Vector128.Load(s2 + p);
+                    var r3 = factor * Vector128.Load(s3 + p);
+                    var low01 = Sse.UnpackLow(r0, r1);
+                    var low23 = Sse.UnpackLow(r2, r3);
+                    var high01 = Sse.UnpackHigh(r0, r1);
+                    var high23 = Sse.UnpackHigh(r2, r3);
+                    Sse.MoveLowToHigh(low01, low23).Store(d);
+                    Sse.MoveHighToLow(low23, low01).Store(d + width);
+                    Sse.MoveLowToHigh(high01, high23).Store(d + 2 * width);
+                    Sse.MoveHighToLow(high23, high01).Store(d + 3 * width);
+                }
+                for (; p < depth; p++, d += width)
+                {
+                    d[0] = scale * s0[p];
+                    d[1] = scale * s1[p];
+                    d[2] = scale * s2[p];
+                    d[3] = scale * s3[p];
+                }
+            }
+        }
+        for (; lane < lanes; lane++)
+        {
+            float* s = src + lane * laneStride;
+            float* d = dst + lane;
             for (int p = 0; p < depth; p++, s += depthStride, d += width)
                 *d = scale * *s;
         }
@@ -372,6 +411,7 @@ public static unsafe class CpuGemm
     }
 
     /// <summary>dst[i] = scale · src[i] for i &lt; count.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void ScaleCopy(float* src, float* dst, int count, float scale)
     {
         int i = 0;
@@ -394,6 +434,7 @@ public static unsafe class CpuGemm
     }
 
     /// <summary>Adds the top-left rows×columns of a scratch tile into C (with any strides): C = tile + beta · C.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void AccumulateTile(float* tile, int tileStride, int rows, int columns, float* c, long rowStride,
         long columnStride, float beta)
     {
@@ -508,8 +549,8 @@ public static unsafe class CpuGemm
         public static int Rows => 12;
         public static int Columns => 32;
         public static int RowBlock => 192;
-        public static int DepthBlock => 256;
-        public static int ColumnBlock => 4096;
+        public static int DepthBlock => 512;
+        public static int ColumnBlock => 2048;
 
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public static void Multiply(int depth, float* a, float* b, float* c, long ldc, float beta)
@@ -517,6 +558,43 @@ public static unsafe class CpuGemm
             Vector512<float> c0a = default, c0b = default, c1a = default, c1b = default, c2a = default, c2b = default, c3a = default, c3b = default;
             Vector512<float> c4a = default, c4b = default, c5a = default, c5b = default, c6a = default, c6b = default, c7a = default, c7b = default;
             Vector512<float> c8a = default, c8b = default, c9a = default, c9b = default, c10a = default, c10b = default, c11a = default, c11b = default;
+            // Pull the C tile toward L1 now; it is read and written only after the depth loop.
+            Sse.Prefetch0(c);
+            Sse.Prefetch0(c + 16);
+            Sse.Prefetch0(c + 31);
+            Sse.Prefetch0(c + ldc);
+            Sse.Prefetch0(c + ldc + 16);
+            Sse.Prefetch0(c + ldc + 31);
+            Sse.Prefetch0(c + 2 * ldc);
+            Sse.Prefetch0(c + 2 * ldc + 16);
+            Sse.Prefetch0(c + 2 * ldc + 31);
+            Sse.Prefetch0(c + 3 * ldc);
+            Sse.Prefetch0(c + 3 * ldc + 16);
+            Sse.Prefetch0(c + 3 * ldc + 31);
+            Sse.Prefetch0(c + 4 * ldc);
+            Sse.Prefetch0(c + 4 * ldc + 16);
+            Sse.Prefetch0(c + 4 * ldc + 31);
+            Sse.Prefetch0(c + 5 * ldc);
+            Sse.Prefetch0(c + 5 * ldc + 16);
+            Sse.Prefetch0(c + 5 * ldc + 31);
+            Sse.Prefetch0(c + 6 * ldc);
+            Sse.Prefetch0(c + 6 * ldc + 16);
+            Sse.Prefetch0(c + 6 * ldc + 31);
+            Sse.Prefetch0(c + 7 * ldc);
+            Sse.Prefetch0(c + 7 * ldc + 16);
+            Sse.Prefetch0(c + 7 * ldc + 31);
+            Sse.Prefetch0(c + 8 * ldc);
+            Sse.Prefetch0(c + 8 * ldc + 16);
+            Sse.Prefetch0(c + 8 * ldc + 31);
+            Sse.Prefetch0(c + 9 * ldc);
+            Sse.Prefetch0(c + 9 * ldc + 16);
+            Sse.Prefetch0(c + 9 * ldc + 31);
+            Sse.Prefetch0(c + 10 * ldc);
+            Sse.Prefetch0(c + 10 * ldc + 16);
+            Sse.Prefetch0(c + 10 * ldc + 31);
+            Sse.Prefetch0(c + 11 * ldc);
+            Sse.Prefetch0(c + 11 * ldc + 16);
+            Sse.Prefetch0(c + 11 * ldc + 31);
             for (int p = 0; p < depth; p++)
             {
                 var b0 = Vector512.Load(b);
@@ -590,6 +668,19 @@ public static unsafe class CpuGemm
         {
             Vector256<float> c0a = default, c0b = default, c1a = default, c1b = default, c2a = default, c2b = default, c3a = default, c3b = default;
             Vector256<float> c4a = default, c4b = default, c5a = default, c5b = default;
+            // Pull the C tile toward L1 now; it is read and written only after the depth loop.
+            Sse.Prefetch0(c);
+            Sse.Prefetch0(c + 15);
+            Sse.Prefetch0(c + ldc);
+            Sse.Prefetch0(c + ldc + 15);
+            Sse.Prefetch0(c + 2 * ldc);
+            Sse.Prefetch0(c + 2 * ldc + 15);
+            Sse.Prefetch0(c + 3 * ldc);
+            Sse.Prefetch0(c + 3 * ldc + 15);
+            Sse.Prefetch0(c + 4 * ldc);
+            Sse.Prefetch0(c + 4 * ldc + 15);
+            Sse.Prefetch0(c + 5 * ldc);
+            Sse.Prefetch0(c + 5 * ldc + 15);
             for (int p = 0; p < depth; p++)
             {
                 var b0 = Vector256.Load(b);
