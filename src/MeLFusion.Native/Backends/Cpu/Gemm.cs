@@ -126,14 +126,14 @@ public static unsafe class CpuGemm
     {
         if (batchCount <= 0 || m == 0 || n == 0) return;
         long work = (long)m * n * Math.Max(k, 1);
-        if (batchCount < 2 * CpuParallel.Workers && work * batchCount >= ParallelWork)
+        if (work >= ParallelWork || work * batchCount < ParallelWork)
         {
-            // Too few problems to keep every core busy: run them in turn, each split across the cores.
+            // Problems big enough to split run in turn, each across the cores; a tiny batch runs here.
             for (long i = 0; i < batchCount; i++)
                 Multiply(kernel, m, n, k, alpha, a.Offset(i * strideA), b.Offset(i * strideB), beta, c.Offset(i * strideC), parallel: true);
             return;
         }
-        CpuParallel.For(batchCount, Math.Max(1, ParallelWork / work), (start, end) =>
+        CpuParallel.For(batchCount, Math.Max(1, TaskWork / work), (start, end) =>
         {
             for (long i = start; i < end; i++)
                 Multiply(kernel, m, n, k, alpha, a.Offset(i * strideA), b.Offset(i * strideB), beta, c.Offset(i * strideC), parallel: false);
@@ -195,15 +195,15 @@ public static unsafe class CpuGemm
             int kcMax = Balanced(k, TKernel.DepthBlock, 1);
             int ncMax = Balanced(n, TKernel.ColumnBlock, nr);
             long work = (long)m * n * k;
-            int tasks = parallel && work >= ParallelWork && CpuParallel.Workers > 1
-                ? (int)Math.Clamp(work / TaskWork, 1, 4L * CpuParallel.Workers)
+            int workers = CpuParallel.Workers;
+            // A multiple of the worker count, so that equal tasks keep every core equally busy.
+            int tasks = parallel && work >= ParallelWork && workers > 1
+                ? (int)Math.Clamp(work / TaskWork / workers, 1, 4) * workers
                 : 1;
             // Split rows first (each task packs its own A block); split columns only when rows run out.
             int rowPanels = (m + mr - 1) / mr;
             int rowTasks = Math.Min(tasks, rowPanels);
-            int taskRows = (rowPanels + rowTasks - 1) / rowTasks * mr;
-            rowTasks = (m + taskRows - 1) / taskRows;
-            int mcMax = Balanced(Math.Min(taskRows, m), TKernel.RowBlock, mr);
+            int rowBlock = Balanced(Math.Min(m, (rowPanels + rowTasks - 1) / rowTasks * mr), TKernel.RowBlock, mr);
 
             var packedB = PackBuffer.RentB((long)kcMax * ncMax);
             try
@@ -212,13 +212,11 @@ public static unsafe class CpuGemm
                 {
                     int nc = Math.Min(ncMax, n - jc);
                     int columnPanels = (nc + nr - 1) / nr;
-                    int columnTasks = Math.Min(columnPanels, (tasks + rowTasks - 1) / rowTasks);
-                    int taskPanels = (columnPanels + columnTasks - 1) / columnTasks;
-                    columnTasks = (columnPanels + taskPanels - 1) / taskPanels;
+                    int columnTasks = Math.Clamp(tasks / rowTasks, 1, columnPanels);
                     for (int pc = 0; pc < k; pc += kcMax)
                     {
                         var block = new Block(jc, nc, pc, Math.Min(kcMax, k - pc), pc == 0 ? problem.Beta : 1,
-                            packedB.Data, taskRows, mcMax, taskPanels, columnTasks);
+                            packedB.Data, rowTasks, rowBlock, columnTasks);
                         if (rowTasks * columnTasks == 1)
                         {
                             PackB(problem.B, block, 0, columnPanels);
@@ -245,10 +243,10 @@ public static unsafe class CpuGemm
 
         /// <summary>
         /// One NC×KC step: the B block [Depth × Width] at (DepthStart, ColumnStart), already packed at PackedB, and
-        /// how it is cut into tasks of TaskRows rows by TaskPanels micro-panels.
+        /// its tasks: RowTasks × ColumnTasks near-equal shares of the row panels and B micro-panels.
         /// </summary>
         private readonly struct Block(int columnStart, int width, int depthStart, int depth, float beta,
-            float* packedB, int taskRows, int rowBlock, int taskPanels, int columnTasks)
+            float* packedB, int rowTasks, int rowBlock, int columnTasks)
         {
             public int ColumnStart { get; } = columnStart;
             public int Width { get; } = width;
@@ -256,9 +254,9 @@ public static unsafe class CpuGemm
             public int Depth { get; } = depth;
             public float Beta { get; } = beta;
             public float* PackedB { get; } = packedB;
-            public int TaskRows { get; } = taskRows;
+            public int RowTasks { get; } = rowTasks;
+            /// <summary>Rows of A packed at once (MC), a multiple of MR.</summary>
             public int RowBlock { get; } = rowBlock;
-            public int TaskPanels { get; } = taskPanels;
             public int ColumnTasks { get; } = columnTasks;
         }
 
@@ -281,10 +279,12 @@ public static unsafe class CpuGemm
         private static void Compute(in Problem problem, in Block block, int task)
         {
             int mr = TKernel.Rows, nr = TKernel.Columns;
-            int rowStart = task / block.ColumnTasks * block.TaskRows;
-            int rowEnd = Math.Min(problem.M, rowStart + block.TaskRows);
-            int panelStart = task % block.ColumnTasks * block.TaskPanels;
-            int panelEnd = Math.Min((block.Width + nr - 1) / nr, panelStart + block.TaskPanels);
+            int rowPanels = (problem.M + mr - 1) / mr, columnPanels = (block.Width + nr - 1) / nr;
+            int rowTask = task / block.ColumnTasks, columnTask = task % block.ColumnTasks;
+            int rowStart = Share(rowTask, rowPanels, block.RowTasks) * mr;
+            int rowEnd = Math.Min(problem.M, Share(rowTask + 1, rowPanels, block.RowTasks) * mr);
+            int panelStart = Share(columnTask, columnPanels, block.ColumnTasks);
+            int panelEnd = Share(columnTask + 1, columnPanels, block.ColumnTasks);
             int depth = block.Depth;
             var a = problem.A;
             var c = problem.C;
@@ -330,6 +330,9 @@ public static unsafe class CpuGemm
             }
         }
     }
+
+    /// <summary>Start of part <paramref name="part"/> when <paramref name="total"/> items are cut into <paramref name="parts"/> near-equal parts.</summary>
+    private static int Share(int part, int total, int parts) => (int)((long)part * total / parts);
 
     /// <summary>Rounds <paramref name="size"/> up to a multiple of <paramref name="multiple"/>.</summary>
     private static long Padded(int size, int multiple) => (size + multiple - 1L) / multiple * multiple;
