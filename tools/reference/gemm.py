@@ -24,6 +24,7 @@ def matmul_fixture():
         "trans_both": ((65, 33), (17, 65), True, True),
         "batched": ((3, 7, 13), (3, 13, 5), False, False),
         "bcast_b": ((2, 3, 7, 13), (13, 5), False, False),  # a weight shared by every batch item
+        "row_vectors": ((4, 1, 13), (13, 5), False, False),  # single-row matrices stacked into one GEMM
         "bcast_a": ((5, 8), (2, 8, 3), False, False),
         "bcast_both": ((4, 1, 6, 9), (3, 9, 5), False, False),
         "bcast_trans": ((2, 1, 9, 6), (1, 3, 5, 9), True, True),
