@@ -48,6 +48,9 @@ public static unsafe class CpuGemm
     /// <summary>Smallest share of multiply-adds worth one parallel task.</summary>
     private const long TaskWork = 1L << 20;
 
+    /// <summary>Most tasks per worker and block: enough for fine load balance, few enough to keep A blocks tall.</summary>
+    private const int MaxTasksPerWorker = 16;
+
     internal static GemmKernel BestKernel { get; } =
         Avx512Kernel.IsSupported ? GemmKernel.Avx512
         : Avx2Kernel.IsSupported ? GemmKernel.Avx2
@@ -135,10 +138,24 @@ public static unsafe class CpuGemm
                 Multiply(kernel, m, n, k, alpha, a.Offset(i * strideA), b.Offset(i * strideB), beta, c.Offset(i * strideC), parallel: true);
             return;
         }
-        CpuParallel.For(batchCount, Math.Max(1, TaskWork / work), (start, end) =>
+        int perTask = (int)Math.Min(batchCount, Math.Max(1, TaskWork / work));
+        RunTasks((batchCount + perTask - 1) / perTask, task =>
         {
-            for (long i = start; i < end; i++)
+            for (long i = (long)task * perTask; i < Math.Min(batchCount, (task + 1L) * perTask); i++)
                 Multiply(kernel, m, n, k, alpha, a.Offset(i * strideA), b.Offset(i * strideB), beta, c.Offset(i * strideC), parallel: false);
+        });
+    }
+
+    /// <summary>
+    /// Calls <paramref name="task"/>(t) for every t in [0, <paramref name="count"/>) on all cores. Tasks are handed out
+    /// one at a time, so a core held up by other work (or woken late) delays the end by at most its current task.
+    /// </summary>
+    private static void RunTasks(int count, Action<int> task)
+    {
+        int next = -1;
+        CpuParallel.For(Math.Min(CpuParallel.Workers, count), 1, (_, _) =>
+        {
+            for (int t; (t = Interlocked.Increment(ref next)) < count;) task(t);
         });
     }
 
@@ -196,11 +213,10 @@ public static unsafe class CpuGemm
             int m = problem.M, n = problem.N, k = problem.K;
             int kcMax = Balanced(k, TKernel.DepthBlock, 1);
             int ncMax = Balanced(n, TKernel.ColumnBlock, nr);
-            long work = (long)m * n * k;
             int workers = CpuParallel.Workers;
-            // A multiple of the worker count, so that equal tasks keep every core equally busy.
-            int tasks = parallel && work >= ParallelWork && workers > 1
-                ? (int)Math.Clamp(work / TaskWork / workers, 1, 4) * workers
+            // Many small tasks per block, handed out one at a time (see RunTasks).
+            int tasks = parallel && (long)m * n * k >= ParallelWork && workers > 1
+                ? (int)Math.Clamp((long)m * ncMax * kcMax / TaskWork, workers, MaxTasksPerWorker * workers)
                 : 1;
             // Split rows first (each task packs its own A block); split columns only when rows run out.
             int rowPanels = (m + mr - 1) / mr;
@@ -229,10 +245,7 @@ public static unsafe class CpuGemm
                             var local = problem;
                             CpuParallel.For(columnPanels, Math.Max(1, 8192 / ((long)block.Depth * nr)),
                                 (start, end) => PackB(local.B, block, (int)start, (int)end));
-                            CpuParallel.For(rowTasks * columnTasks, 1, (start, end) =>
-                            {
-                                for (long t = start; t < end; t++) Compute(local, block, (int)t);
-                            });
+                            RunTasks(rowTasks * columnTasks, t => Compute(local, block, t));
                         }
                     }
                 }
