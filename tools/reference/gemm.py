@@ -16,7 +16,7 @@ def matmul_fixture():
         "tiny": ((1, 1), (1, 1), False, False),
         "odd": ((7, 13), (13, 5), False, False),
         "mid": ((33, 65), (65, 17), False, False),
-        "deep": ((5, 300), (300, 37), False, False),  # K spans more than one depth block
+        "deep": ((3, 600), (600, 20), False, False),  # K spans more than one depth block (at most 512)
         "wide": ((3, 20), (20, 97), False, False),
         "tall": ((97, 20), (20, 3), False, False),  # thin N: the kernel computes the transposed product
         "trans_a": ((13, 7), (13, 5), True, False),
@@ -24,6 +24,7 @@ def matmul_fixture():
         "trans_both": ((65, 33), (17, 65), True, True),
         "batched": ((3, 7, 13), (3, 13, 5), False, False),
         "bcast_b": ((2, 3, 7, 13), (13, 5), False, False),  # a weight shared by every batch item
+        "row_vectors": ((4, 1, 13), (13, 5), False, False),  # single-row matrices stacked into one GEMM
         "bcast_a": ((5, 8), (2, 8, 3), False, False),
         "bcast_both": ((4, 1, 6, 9), (3, 9, 5), False, False),
         "bcast_trans": ((2, 1, 9, 6), (1, 3, 5, 9), True, True),
@@ -70,7 +71,7 @@ def linear_fixture():
         "odd": ((3, 7), 5, True),
         "no_bias": ((2, 3, 13), 17, False),
         "mid": ((33, 65), 17, True),
-        "deep": ((1, 4, 300), 37, True),
+        "deep": ((1, 3, 600), 20, True),
         "wide": ((2, 40), 150, True),
         "zero_in": ((3, 0), 4, True),
     }

@@ -19,12 +19,12 @@ public unsafe class CpuGemmTests
         }
     }
 
-    // (m, n, k): single elements, partial tiles of every kernel, a thin N that runs transposed, K beyond the depth
-    // block (256), M beyond every row block and N beyond the 1024-column block of the 128-bit and scalar kernels.
+    // (m, n, k): single elements, partial tiles of every kernel, a thin N that runs transposed, K beyond every depth
+    // block (at most 512), M beyond every row block (at most 192) and N beyond every column block (at most 2048).
     private static readonly (int M, int N, int K)[] Sizes =
     [
         (1, 1, 1), (1, 37, 5), (37, 1, 5), (7, 13, 5), (12, 32, 16), (13, 33, 17), (33, 65, 17), (64, 64, 64),
-        (97, 45, 300), (200, 70, 33), (3, 1100, 4),
+        (97, 45, 600), (200, 70, 33), (3, 2100, 4),
     ];
 
     private static readonly (float Alpha, float Beta)[] Scalings = [(1, 0), (-0.5f, 1), (2, 0.25f)];
@@ -47,6 +47,23 @@ public unsafe class CpuGemmTests
                     }
     }
 
+    /// <summary>Problems big enough (≥ 2²² multiply-adds) to be split across cores: by rows, and by columns when rows are few.</summary>
+    [Theory]
+    [MemberData(nameof(Kernels))]
+    public void ParallelSplitsMatchNaiveLoop(int kernel)
+    {
+        var random = new Random(3);
+        foreach (var (m, n, k) in new[] { (150, 100, 300), (12, 1000, 400) })
+            foreach (bool transposed in new[] { false, true })
+            {
+                var problem = new Problem(random, m, n, k, transposed, transposed, 2, 0.25f);
+                fixed (float* a = problem.A, b = problem.B, c = problem.C)
+                    CpuGemm.Multiply((GemmKernel)kernel, m, n, k, 2, MatrixView.RowMajor(a, problem.Lda, transposed),
+                        MatrixView.RowMajor(b, problem.Ldb, transposed), 0.25f, new MatrixView(c, problem.Ldc, 1), parallel: true);
+                problem.Verify($"{(GemmKernel)kernel} m={m} n={n} k={k} transposed={transposed}");
+            }
+    }
+
     [Fact]
     public void PublicSgemmMatchesNaiveLoop()
     {
@@ -61,9 +78,9 @@ public unsafe class CpuGemmTests
     }
 
     [Theory]
-    [InlineData(9, 5, 7, 3)] // few small problems: run in turn
-    [InlineData(24, 13, 11, 17)] // many small problems: parallel across the batch
-    [InlineData(3, 70, 90, 80)] // few large problems: each split across the cores
+    [InlineData(9, 5, 7, 3)] // a tiny batch: runs on the calling thread
+    [InlineData(40, 48, 40, 60)] // many small problems: parallel across the batch
+    [InlineData(2, 200, 150, 140)] // large problems: in turn, each split across the cores
     public void StridedBatchedMatchesNaiveLoopWithASharedOperand(int batch, int m, int n, int k)
     {
         var random = new Random(batch);
