@@ -47,7 +47,8 @@ internal readonly struct WinogradLayout
 /// Winograd F(4x4, 3x3) (Lavin &amp; Gray): Y = Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A per 6x6 input patch d and 3x3 kernel g.
 /// The element-wise product summed over input channels becomes 36 independent GEMMs U[e]·V[e]. Transforms run on
 /// groups of 16 tiles (or 16 weight pairs) gathered into a [position][lane] block, so each SIMD lane is one tile.
-/// Interpolation points 0, ±1, ±2 keep the f32 error near 1e-6 relative to the output scale.
+/// Interpolation points 0, ±1, 1/2, −2 (rather than the usual 0, ±1, ±2) keep transform coefficients ≤ 2.5 in Bᵀ
+/// and roughly halve the f32 error: about 1e-5 relative to the output scale with 320 input channels.
 /// </summary>
 internal static unsafe class Winograd4x3
 {
@@ -257,14 +258,11 @@ internal static unsafe class Winograd4x3
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void KernelTransform<T>(T g0, T g1, T g2, T* o, int stride) where T : unmanaged, ISimd<T>
     {
-        var outer = g0 + g2;
-        var even = g0 * (1f / 24) + g2 * (1f / 6);
-        var odd = g1 * (1f / 12);
-        o[0] = g0 * 0.25f;
-        o[stride] = (outer + g1) * (-1f / 6);
-        o[2 * stride] = (outer - g1) * (-1f / 6);
-        o[3 * stride] = even + odd;
-        o[4 * stride] = even - odd;
+        o[0] = g0;
+        o[stride] = (g1 - g0 - g2) * (1f / 3);
+        o[2 * stride] = (g0 + g1 + g2) * (1f / 3);
+        o[3 * stride] = (g0 * 16f + g1 * 8f + g2 * 4f) * (-1f / 15);
+        o[4 * stride] = (g0 - g1 * 2f + g2 * 4f) * (1f / 15);
         o[5 * stride] = g2;
     }
 
@@ -272,29 +270,25 @@ internal static unsafe class Winograd4x3
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void InputTransform<T>(T d0, T d1, T d2, T d3, T d4, T d5, T* o, int stride) where T : unmanaged, ISimd<T>
     {
-        var a = d4 - d2 * 4f;
-        var b = d3 - d1 * 4f;
-        var c = d4 - d2;
-        var e = (d3 - d1) * 2f;
-        o[0] = d0 * 4f - d2 * 5f + d4;
-        o[stride] = a + b;
-        o[2 * stride] = a - b;
-        o[3 * stride] = c + e;
-        o[4 * stride] = c - e;
-        o[5 * stride] = d1 * 4f - d3 * 5f + d5;
+        var d42 = d4 - d2;
+        var d31 = d3 - d1;
+        o[0] = d0 - d2 * 2f + d4 + d31 * 1.5f;
+        o[stride] = d4 + d1 - d2 * 2.5f + d3 * 0.5f;
+        o[2 * stride] = d4 - d1 + d2 * 0.5f + d3 * 2.5f;
+        o[3 * stride] = d42 + d31 * 2f;
+        o[4 * stride] = d42 - d31 * 0.5f;
+        o[5 * stride] = d5 + d1 - d3 * 2f + d42 * 1.5f;
     }
 
     /// <summary>Aᵀ·(m0..m5), written at o[0], o[stride], o[2·stride], o[3·stride].</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void OutputTransform<T>(T m0, T m1, T m2, T m3, T m4, T m5, T* o, int stride) where T : unmanaged, ISimd<T>
     {
-        var sum12 = m1 + m2;
-        var diff12 = m1 - m2;
-        var sum34 = m3 + m4;
-        var diff34 = m3 - m4;
-        o[0] = m0 + sum12 + sum34;
-        o[stride] = diff12 + diff34 * 2f;
-        o[2 * stride] = sum12 + sum34 * 4f;
-        o[3 * stride] = diff12 + diff34 * 8f + m5;
+        var sum = m2 + m1;
+        var diff = m2 - m1;
+        o[0] = m0 + sum + m3 + m4;
+        o[stride] = diff + m3 * 0.5f - m4 * 2f;
+        o[2 * stride] = sum + m3 * 0.25f + m4 * 4f;
+        o[3 * stride] = diff + m3 * 0.125f - m4 * 8f + m5;
     }
 }
