@@ -116,18 +116,26 @@ public sealed partial class CpuBackend : IKernel<Conv2dOp>
         int ky = row % kernelArea / g.KernelWidth;
         int kx = row % g.KernelWidth;
         float* plane = x + (long)channel * g.Height * g.Width;
+        // Output columns whose input column ox·stride + kx − padding lies inside the image; the same for every output row.
+        int validStart = Math.Min(g.OutWidth, (Math.Max(0, g.Padding - kx) + g.Stride - 1) / g.Stride);
+        int validEnd = Math.Clamp((g.Width + g.Padding - kx + g.Stride - 1) / g.Stride, validStart, g.OutWidth);
         int pixel = first, end = first + count;
         while (pixel < end)
         {
             int oy = pixel / g.OutWidth, ox = pixel % g.OutWidth;
-            int run = Math.Min(g.OutWidth - ox, end - pixel);
+            int runEnd = Math.Min(g.OutWidth, ox + end - pixel);
+            float* d = dst + (pixel - first) - ox; // indexed by output column
             int iy = oy * g.Stride + ky - g.Padding;
-            float* segment = dst + (pixel - first);
-            if ((uint)iy >= (uint)g.Height)
-                new Span<float>(segment, run).Clear();
+            int copyStart = Math.Clamp(validStart, ox, runEnd), copyEnd = Math.Clamp(validEnd, copyStart, runEnd);
+            if ((uint)iy >= (uint)g.Height) copyStart = copyEnd = runEnd;
+            for (int c = ox; c < copyStart; c++) d[c] = 0f;
+            float* src = plane + (long)iy * g.Width + kx - g.Padding;
+            if (g.Stride == 1)
+                new ReadOnlySpan<float>(src + copyStart, copyEnd - copyStart).CopyTo(new Span<float>(d + copyStart, copyEnd - copyStart));
             else
-                ConvRows.Gather(plane + (long)iy * g.Width, g.Width, ox * g.Stride + kx - g.Padding, g.Stride, segment, run, new IdentityMap());
-            pixel += run;
+                for (int c = copyStart; c < copyEnd; c++) d[c] = src[(long)c * g.Stride];
+            for (int c = copyEnd; c < runEnd; c++) d[c] = 0f;
+            pixel += runEnd - ox;
         }
     }
 }
