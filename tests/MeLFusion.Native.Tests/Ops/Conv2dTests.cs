@@ -27,6 +27,35 @@ public class Conv2dTests
         }
     }
 
+    /// <summary>Inputs large enough that im2col and Winograd split their work into chunks (partial rows, partial tile groups).</summary>
+    [Theory]
+    [MemberData(nameof(TestBackends.Names), MemberType = typeof(TestBackends))]
+    public void ChunkedPathsMatchDirectLoops(string backend)
+    {
+        // im2col: 72 rows, so chunks of 2^21 / 72 = 29127 pixels, not a multiple of the 180-pixel output rows.
+        Compare(backend, [1, 8, 341, 359], [3, 8, 3, 3], stride: 2, padding: 1, Conv2dAlgorithm.Im2Col, ExactTolerance);
+        // Winograd: chunks of 6·2^20 / (36 · 19) -> 9184 tiles, 4692 per image: the first chunk ends inside the second
+        // image, the second holds 200 tiles (ending in a partial group of 16).
+        Compare(backend, [2, 16, 271, 275], [3, 16, 3, 3], stride: 1, padding: 1, Conv2dAlgorithm.Winograd, WinogradTolerance);
+
+        static void Compare(string backend, int[] xShape, int[] wShape, int stride, int padding, Conv2dAlgorithm algorithm, float tolerance)
+        {
+            var op = new Conv2dOp(stride, padding, hasBias: true, hasResidual: false);
+            var plan = Conv2dPlan.Create(op.Geometry(new TensorShape(xShape), new TensorShape(wShape)));
+            Assert.Equal(algorithm, plan.Algorithm);
+            Assert.True(plan.ChunkColumns < (algorithm == Conv2dAlgorithm.Winograd
+                ? new WinogradLayout(plan.Geometry).Tiles : plan.Geometry.OutHeight * plan.Geometry.OutWidth), "one chunk only");
+
+            var x = NaiveConv.Random(xShape.Aggregate(1, (a, b) => a * b), 1);
+            var w = NaiveConv.Random(wShape.Aggregate(1, (a, b) => a * b), 2).Select(v => v / 10).ToArray();
+            var bias = NaiveConv.Random(wShape[0], 3);
+            var expected = NaiveConv.Conv2d(x, xShape, w, wShape, bias, stride, padding);
+            var actual = OpRunner.Run(backend, (g, v) => g.Conv2d(v[0], v[1], v[2], stride, padding),
+                new OpRunner.Feed("x", xShape, x), new OpRunner.Feed("w", wShape, w), new OpRunner.Feed("bias", [wShape[0]], bias));
+            Check.Close(expected, actual, tolerance, tolerance, $"conv2d {algorithm} in chunks");
+        }
+    }
+
     [Fact]
     public void FixtureCoversEveryAlgorithm()
     {

@@ -10,7 +10,7 @@ internal enum Conv2dAlgorithm
     Gemm,
     /// <summary>Exact: an im2col matrix per column chunk, then one GEMM.</summary>
     Im2Col,
-    /// <summary>3x3 stride 1 with enough channels: Winograd F(4x4, 3x3), 4x fewer multiplications.</summary>
+    /// <summary>3x3 stride 1 with enough input channels: Winograd F(4x4, 3x3), 4x fewer multiplications.</summary>
     Winograd,
 }
 
@@ -21,17 +21,17 @@ internal readonly record struct Conv2dPlan(Conv2dAlgorithm Algorithm, Conv2dGeom
     private const long Im2ColBudgetFloats = 1L << 21;
 
     /// <summary>
-    /// Winograd's transforms cost O(channels) per tile against O(Cin·Cout) for the products; below this many
-    /// channels on either side the exact im2col path is as fast and has no transform error.
+    /// Below this many input channels the exact im2col path is faster (measured: 8 -> 320 channels takes twice as
+    /// long with Winograd, whose output transform then dominates). Few output channels do not matter: 320 -> 8 is
+    /// 2.5x faster with Winograd, as its im2col matrix would be 9x the input.
     /// </summary>
-    public const int WinogradMinChannels = 16;
+    public const int WinogradMinInputChannels = 16;
 
     public static Conv2dPlan Create(Conv2dGeometry g)
     {
         if (g.KernelHeight == 1 && g.KernelWidth == 1 && g.Stride == 1 && g.Padding == 0)
             return new(Conv2dAlgorithm.Gemm, g, 0, 0);
-        if (g.KernelHeight == 3 && g.KernelWidth == 3 && g.Stride == 1
-            && g.InChannels >= WinogradMinChannels && g.OutChannels >= WinogradMinChannels)
+        if (g.KernelHeight == 3 && g.KernelWidth == 3 && g.Stride == 1 && g.InChannels >= WinogradMinInputChannels)
         {
             var w = new WinogradLayout(g);
             return new(Conv2dAlgorithm.Winograd, g, w.ChunkTiles, w.WorkspaceFloats);
