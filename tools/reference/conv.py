@@ -65,6 +65,8 @@ def conv1d_fixture():
         "short": (1, 4, 3, 5, 5, 1, 0, 1, None, True, False),  # one output position
         "stride3_dil2": (1, 3, 4, 26, 3, 3, 2, 2, 0.0, False, True),  # slope 0 is ReLU
         "residual_is_x": (1, 11, 11, 21, 5, 1, 4, 2, 0.1, True, "x"),  # HiFi-GAN: xt = conv(lrelu(x)) + x
+        "few_out_dil_res": (1, 7, 2, 150, 5, 1, 4, 2, 0.1, True, True),  # few output channels: direct kernel
+        "few_out_plain": (2, 5, 3, 141, 3, 1, 1, 1, None, False, False),
     }
     for seed, (name, (n, cin, cout, length, k, stride, padding, dilation, slope, bias, residual)) in enumerate(cases.items()):
         seeded(200 + seed)

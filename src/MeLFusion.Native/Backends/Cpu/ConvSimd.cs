@@ -18,7 +18,10 @@ internal unsafe interface ISimd<TSelf> where TSelf : unmanaged, ISimd<TSelf>
     static abstract TSelf operator -(TSelf left, TSelf right);
     static abstract TSelf operator *(TSelf left, TSelf right);
     static abstract TSelf operator *(TSelf left, float right);
+    /// <summary>The larger value, the platform's way (a single max instruction; NaN handling unspecified).</summary>
     static abstract TSelf Max(TSelf left, TSelf right);
+    /// <summary>a·b + c, fused where the hardware has FMA.</summary>
+    static abstract TSelf MultiplyAdd(TSelf a, TSelf b, TSelf c);
 }
 
 internal readonly unsafe struct Simd512(Vector512<float> value) : ISimd<Simd512>
@@ -33,7 +36,8 @@ internal readonly unsafe struct Simd512(Vector512<float> value) : ISimd<Simd512>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Simd512 operator -(Simd512 l, Simd512 r) => new(l._value - r._value);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Simd512 operator *(Simd512 l, Simd512 r) => new(l._value * r._value);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Simd512 operator *(Simd512 l, float r) => new(l._value * r);
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Simd512 Max(Simd512 l, Simd512 r) => new(Vector512.Max(l._value, r._value));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Simd512 Max(Simd512 l, Simd512 r) => new(Vector512.MaxNative(l._value, r._value));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Simd512 MultiplyAdd(Simd512 a, Simd512 b, Simd512 c) => new(Vector512.MultiplyAddEstimate(a._value, b._value, c._value));
 }
 
 internal readonly unsafe struct Simd256(Vector256<float> value) : ISimd<Simd256>
@@ -48,7 +52,8 @@ internal readonly unsafe struct Simd256(Vector256<float> value) : ISimd<Simd256>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Simd256 operator -(Simd256 l, Simd256 r) => new(l._value - r._value);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Simd256 operator *(Simd256 l, Simd256 r) => new(l._value * r._value);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Simd256 operator *(Simd256 l, float r) => new(l._value * r);
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Simd256 Max(Simd256 l, Simd256 r) => new(Vector256.Max(l._value, r._value));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Simd256 Max(Simd256 l, Simd256 r) => new(Vector256.MaxNative(l._value, r._value));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Simd256 MultiplyAdd(Simd256 a, Simd256 b, Simd256 c) => new(Vector256.MultiplyAddEstimate(a._value, b._value, c._value));
 }
 
 internal readonly unsafe struct Simd128(Vector128<float> value) : ISimd<Simd128>
@@ -63,7 +68,8 @@ internal readonly unsafe struct Simd128(Vector128<float> value) : ISimd<Simd128>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Simd128 operator -(Simd128 l, Simd128 r) => new(l._value - r._value);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Simd128 operator *(Simd128 l, Simd128 r) => new(l._value * r._value);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Simd128 operator *(Simd128 l, float r) => new(l._value * r);
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Simd128 Max(Simd128 l, Simd128 r) => new(Vector128.Max(l._value, r._value));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Simd128 Max(Simd128 l, Simd128 r) => new(Vector128.MaxNative(l._value, r._value));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Simd128 MultiplyAdd(Simd128 a, Simd128 b, Simd128 c) => new(Vector128.MultiplyAddEstimate(a._value, b._value, c._value));
 }
 
 /// <summary>One float: the tail of every vector loop, and the whole loop where no SIMD exists.</summary>
@@ -79,7 +85,8 @@ internal readonly unsafe struct SimdScalar(float value) : ISimd<SimdScalar>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static SimdScalar operator -(SimdScalar l, SimdScalar r) => new(l._value - r._value);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static SimdScalar operator *(SimdScalar l, SimdScalar r) => new(l._value * r._value);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static SimdScalar operator *(SimdScalar l, float r) => new(l._value * r);
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static SimdScalar Max(SimdScalar l, SimdScalar r) => new(MathF.Max(l._value, r._value));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static SimdScalar Max(SimdScalar l, SimdScalar r) => new(float.MaxNative(l._value, r._value));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static SimdScalar MultiplyAdd(SimdScalar a, SimdScalar b, SimdScalar c) => new(float.MultiplyAddEstimate(a._value, b._value, c._value));
 }
 
 /// <summary>An element-wise map applied while data is copied: identity or the fused input leaky-ReLU.</summary>
