@@ -47,8 +47,8 @@ internal readonly struct WinogradLayout
 /// Winograd F(4x4, 3x3) (Lavin &amp; Gray): Y = Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A per 6x6 input patch d and 3x3 kernel g.
 /// The element-wise product summed over input channels becomes 36 independent GEMMs U[e]·V[e]. Transforms run on
 /// groups of 16 tiles (or 16 weight pairs) gathered into a [position][lane] block, so each SIMD lane is one tile.
-/// Interpolation points 0, ±1, 1/2, −2 (rather than the usual 0, ±1, ±2) keep transform coefficients ≤ 2.5 in Bᵀ
-/// and roughly halve the f32 error: about 1e-5 relative to the output scale with 320 input channels.
+/// Interpolation points 0, ±1, 1/2, −2 (rather than the usual 0, ±1, ±2) keep Bᵀ's coefficients ≤ 2.5 and cut the
+/// f32 error 2.5x: with 320 input channels and O(1) outputs the largest error is 2.4e-5 (torch's direct f32: 1.7e-6).
 /// </summary>
 internal static unsafe class Winograd4x3
 {
