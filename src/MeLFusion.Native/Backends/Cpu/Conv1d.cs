@@ -17,25 +17,31 @@ internal enum Conv1dAlgorithm
     Direct,
 }
 
-/// <summary>How the CPU kernel computes one conv1d, and the workspace that takes; a pure function of the geometry.</summary>
-internal readonly record struct Conv1dPlan(Conv1dAlgorithm Algorithm, Conv1dGeometry Geometry, int ChunkColumns, long WorkspaceFloats)
+/// <summary>
+/// How the CPU kernel computes one conv1d, and the workspace that takes; a pure function of the geometry. The GEMM
+/// paths work on chunks of <see cref="ChunkColumns"/> output positions; their workspace holds the chunk's im2col
+/// matrix [Cin·K][stride] (none for <see cref="Conv1dAlgorithm.Gemm"/>) and the GEMM result [Cout][stride], which
+/// the fused epilogue adds to bias and residual on its way into the output.
+/// </summary>
+internal readonly record struct Conv1dPlan(Conv1dAlgorithm Algorithm, Conv1dGeometry Geometry, int ChunkColumns, int Stride,
+    long WorkspaceFloats)
 {
-    /// <summary>Upper bound on the im2col matrix of one chunk (8 MiB): large enough for GEMM efficiency, small enough for L3.</summary>
-    private const long Im2ColBudgetFloats = 1L << 21;
+    /// <summary>Upper bound on the workspace of one chunk (8 MiB): large enough for GEMM efficiency, small enough for L3.</summary>
+    private const long ChunkBudgetFloats = 1L << 21;
 
     /// <summary>Up to this many output channels the direct kernel beats im2col + GEMM.</summary>
     public const int DirectMaxOutChannels = 4;
 
     public static Conv1dPlan Create(Conv1dGeometry g, bool inputActivation)
     {
-        // A pointwise conv of the raw input multiplies the weight by the input as it is.
-        if (g.Kernel == 1 && g.Stride == 1 && g.Padding == 0 && !inputActivation)
-            return new(Conv1dAlgorithm.Gemm, g, 0, 0);
         if (g.Stride == 1 && g.OutChannels <= DirectMaxOutChannels)
-            return new(Conv1dAlgorithm.Direct, g, 0, 0);
-        long rows = (long)g.InChannels * g.Kernel;
-        int chunk = ConvRows.ChunkColumns(rows, g.OutLength, Im2ColBudgetFloats, 64);
-        return new(Conv1dAlgorithm.Im2Col, g, chunk, rows * chunk);
+            return new(Conv1dAlgorithm.Direct, g, 0, 0, 0);
+        // A pointwise conv of the raw input multiplies the weight by the input as it is.
+        bool pointwise = g.Kernel == 1 && g.Stride == 1 && g.Padding == 0 && !inputActivation;
+        long columnRows = pointwise ? 0 : (long)g.InChannels * g.Kernel;
+        int chunk = ConvRows.ChunkColumns(columnRows + g.OutChannels, g.OutLength, ChunkBudgetFloats, 64);
+        int stride = ConvRows.PaddedStride(chunk);
+        return new(pointwise ? Conv1dAlgorithm.Gemm : Conv1dAlgorithm.Im2Col, g, chunk, stride, (columnRows + g.OutChannels) * stride);
     }
 }
 
@@ -49,19 +55,18 @@ public sealed partial class CpuBackend : IKernel<Conv1dOp>
         float* bias = op.HasBias ? args.Input(op.BiasIndex).Ptr<float>() : null;
         float* residual = op.HasResidual ? args.Input(op.ResidualIndex).Ptr<float>() : null;
         float* output = args.Output.Ptr<float>();
-        if (plan.Algorithm == Conv1dAlgorithm.Gemm)
-            Conv1dGemm(plan.Geometry, x.Ptr<float>(), weight.Ptr<float>(), bias, residual, output);
-        else if (op.InputLeakySlope is { } slope)
-            Conv1dMapped(plan, x.Ptr<float>(), weight.Ptr<float>(), bias, residual, output, args.Workspace.Ptr<float>(), new LeakyReluMap(slope));
+        float* workspace = args.Workspace.Ptr<float>();
+        if (op.InputLeakySlope is { } slope)
+            Conv1d(plan, x.Ptr<float>(), weight.Ptr<float>(), bias, residual, output, workspace, new LeakyReluMap(slope));
         else
-            Conv1dMapped(plan, x.Ptr<float>(), weight.Ptr<float>(), bias, residual, output, args.Workspace.Ptr<float>(), new IdentityMap());
+            Conv1d(plan, x.Ptr<float>(), weight.Ptr<float>(), bias, residual, output, workspace, new IdentityMap());
     }
 
-    private static unsafe void Conv1dMapped<TMap>(Conv1dPlan plan, float* x, float* weight, float* bias, float* residual,
+    private static unsafe void Conv1d<TMap>(Conv1dPlan plan, float* x, float* weight, float* bias, float* residual,
         float* output, float* workspace, TMap map) where TMap : struct, IElementMap
     {
-        if (plan.Algorithm == Conv1dAlgorithm.Im2Col)
-            Conv1dIm2Col(plan, x, weight, bias, residual, output, workspace, map);
+        if (plan.Algorithm != Conv1dAlgorithm.Direct)
+            Conv1dGemm(plan, x, weight, bias, residual, output, workspace, map);
         else if (Simd512.IsAccelerated)
             Conv1dDirect<Simd512, TMap>(plan.Geometry, x, weight, bias, residual, output, map);
         else if (Simd256.IsAccelerated)
@@ -154,28 +159,20 @@ public sealed partial class CpuBackend : IKernel<Conv1dOp>
         SimdScalar.Store(sum, y + t);
     }
 
-    private static unsafe void Conv1dGemm(Conv1dGeometry g, float* x, float* weight, float* bias, float* residual, float* output)
-    {
-        for (int n = 0; n < g.Batch; n++)
-        {
-            float* y = output + (long)n * g.OutChannels * g.OutLength;
-            float* r = residual is null ? null : residual + (long)n * g.OutChannels * g.OutLength;
-            float beta = ConvRows.InitializeOutput(y, g.OutLength, g.OutChannels, g.OutLength, bias, r, g.OutLength) ? 1f : 0f;
-            CpuGemm.Sgemm(false, false, g.OutChannels, g.OutLength, g.InChannels, 1f,
-                weight, g.InChannels, x + (long)n * g.InChannels * g.Length, g.Length, beta, y, g.OutLength);
-        }
-    }
-
     /// <summary>
-    /// Per chunk of output positions: im2col rows (channel, tap) gathered through <paramref name="map"/> (the fused
-    /// leaky-ReLU), then Y[:, chunk] = W[Cout, Cin·K] · columns — the weight is already in that layout.
+    /// Per image and chunk of output positions: Y[:, chunk] = W[Cout, Cin·K] · columns (the weight already has that
+    /// layout; the columns are the input itself for a pointwise conv, else its im2col rows (channel, tap) gathered
+    /// through <paramref name="map"/>, the fused leaky-ReLU), then the epilogue.
     /// </summary>
-    private static unsafe void Conv1dIm2Col<TMap>(Conv1dPlan plan, float* x, float* weight, float* bias, float* residual,
-        float* output, float* columns, TMap map) where TMap : struct, IElementMap
+    private static unsafe void Conv1dGemm<TMap>(Conv1dPlan plan, float* x, float* weight, float* bias, float* residual,
+        float* output, float* workspace, TMap map) where TMap : struct, IElementMap
     {
         var g = plan.Geometry;
-        int rows = g.InChannels * g.Kernel;
-        int chunk = plan.ChunkColumns;
+        bool pointwise = plan.Algorithm == Conv1dAlgorithm.Gemm;
+        int depth = g.InChannels * g.Kernel;
+        int chunk = plan.ChunkColumns, stride = plan.Stride;
+        float* columns = workspace;
+        float* result = workspace + (pointwise ? 0 : (long)depth * stride);
         for (int n = 0; n < g.Batch; n++)
         {
             float* xN = x + (long)n * g.InChannels * g.Length;
@@ -184,19 +181,23 @@ public sealed partial class CpuBackend : IKernel<Conv1dOp>
             for (int start = 0; start < g.OutLength; start += chunk)
             {
                 int count = Math.Min(chunk, g.OutLength - start);
-                long origin = (long)start * g.Stride - g.Padding;
-                CpuParallel.For(rows, 8, (rowStart, rowEnd) =>
+                if (!pointwise)
                 {
-                    for (long row = rowStart; row < rowEnd; row++)
+                    long origin = (long)start * g.Stride - g.Padding;
+                    CpuParallel.For(depth, 8, (rowStart, rowEnd) =>
                     {
-                        long channel = row / g.Kernel, tap = row % g.Kernel;
-                        ConvRows.Gather(xN + channel * g.Length, g.Length, origin + tap * g.Dilation, g.Stride,
-                            columns + row * chunk, count, map);
-                    }
-                });
-                float beta = ConvRows.InitializeOutput(y + start, g.OutLength, g.OutChannels, count, bias,
-                    r is null ? null : r + start, g.OutLength) ? 1f : 0f;
-                CpuGemm.Sgemm(false, false, g.OutChannels, count, rows, 1f, weight, rows, columns, chunk, beta, y + start, g.OutLength);
+                        for (long row = rowStart; row < rowEnd; row++)
+                        {
+                            long channel = row / g.Kernel, tap = row % g.Kernel;
+                            ConvRows.Gather(xN + channel * g.Length, g.Length, origin + tap * g.Dilation, g.Stride,
+                                columns + row * stride, count, map);
+                        }
+                    });
+                }
+                CpuGemm.Sgemm(false, false, g.OutChannels, count, depth, 1f, weight, depth,
+                    pointwise ? xN + start : columns, pointwise ? g.Length : stride, 0f, result, stride);
+                ConvRows.StoreOutput(result, stride, y + start, g.OutLength, g.OutChannels, count, bias,
+                    r is null ? null : r + start, g.OutLength);
             }
         }
     }

@@ -14,11 +14,17 @@ internal enum Conv2dAlgorithm
     Winograd,
 }
 
-/// <summary>How the CPU kernel computes one conv2d, and the workspace that takes; a pure function of the geometry.</summary>
-internal readonly record struct Conv2dPlan(Conv2dAlgorithm Algorithm, Conv2dGeometry Geometry, int ChunkColumns, long WorkspaceFloats)
+/// <summary>
+/// How the CPU kernel computes one conv2d, and the workspace that takes; a pure function of the geometry. The GEMM
+/// paths work on chunks of <see cref="ChunkColumns"/> output pixels; their workspace holds the chunk's im2col matrix
+/// [Cin·kh·kw][stride] (none for <see cref="Conv2dAlgorithm.Gemm"/>) and the GEMM result [Cout][stride], which the
+/// fused epilogue adds to bias and residual on its way into the output.
+/// </summary>
+internal readonly record struct Conv2dPlan(Conv2dAlgorithm Algorithm, Conv2dGeometry Geometry, int ChunkColumns, int Stride,
+    long WorkspaceFloats)
 {
-    /// <summary>Upper bound on the im2col matrix of one chunk (8 MiB): large enough for GEMM efficiency, small enough for L3.</summary>
-    private const long Im2ColBudgetFloats = 1L << 21;
+    /// <summary>Upper bound on the workspace of one chunk (8 MiB): large enough for GEMM efficiency, small enough for L3.</summary>
+    private const long ChunkBudgetFloats = 1L << 21;
 
     /// <summary>
     /// Below this many input channels the exact im2col path is faster (measured: 8 -> 320 channels takes twice as
@@ -29,16 +35,17 @@ internal readonly record struct Conv2dPlan(Conv2dAlgorithm Algorithm, Conv2dGeom
 
     public static Conv2dPlan Create(Conv2dGeometry g)
     {
-        if (g.KernelHeight == 1 && g.KernelWidth == 1 && g.Stride == 1 && g.Padding == 0)
-            return new(Conv2dAlgorithm.Gemm, g, 0, 0);
+        bool pointwise = g.KernelHeight == 1 && g.KernelWidth == 1 && g.Stride == 1 && g.Padding == 0;
         if (g.KernelHeight == 3 && g.KernelWidth == 3 && g.Stride == 1 && g.InChannels >= WinogradMinInputChannels)
         {
             var w = new WinogradLayout(g);
-            return new(Conv2dAlgorithm.Winograd, g, w.ChunkTiles, w.WorkspaceFloats);
+            return new(Conv2dAlgorithm.Winograd, g, w.ChunkTiles, w.TileStride, w.WorkspaceFloats);
         }
-        long rows = (long)g.InChannels * g.KernelHeight * g.KernelWidth;
-        int chunk = ConvRows.ChunkColumns(rows, (long)g.OutHeight * g.OutWidth, Im2ColBudgetFloats, 64);
-        return new(Conv2dAlgorithm.Im2Col, g, chunk, rows * chunk);
+        long columnRows = pointwise ? 0 : (long)g.InChannels * g.KernelHeight * g.KernelWidth;
+        int chunk = ConvRows.ChunkColumns(columnRows + g.OutChannels, (long)g.OutHeight * g.OutWidth, ChunkBudgetFloats, 64);
+        int stride = ConvRows.PaddedStride(chunk);
+        return new(pointwise ? Conv2dAlgorithm.Gemm : Conv2dAlgorithm.Im2Col, g, chunk, stride,
+            (columnRows + g.OutChannels) * stride);
     }
 }
 
@@ -53,40 +60,26 @@ public sealed partial class CpuBackend : IKernel<Conv2dOp>
         float* residual = op.HasResidual ? args.Input(op.ResidualIndex).Ptr<float>() : null;
         float* output = args.Output.Ptr<float>();
         float* workspace = args.Workspace.Ptr<float>();
-        switch (plan.Algorithm)
-        {
-            case Conv2dAlgorithm.Gemm:
-                Conv2dGemm(plan.Geometry, x.Ptr<float>(), weight.Ptr<float>(), bias, residual, output);
-                break;
-            case Conv2dAlgorithm.Im2Col:
-                Conv2dIm2Col(plan, x.Ptr<float>(), weight.Ptr<float>(), bias, residual, output, workspace);
-                break;
-            default:
-                Winograd4x3.Run(new WinogradLayout(plan.Geometry), x.Ptr<float>(), weight.Ptr<float>(), bias, residual, output, workspace);
-                break;
-        }
+        if (plan.Algorithm == Conv2dAlgorithm.Winograd)
+            Winograd4x3.Run(new WinogradLayout(plan.Geometry), x.Ptr<float>(), weight.Ptr<float>(), bias, residual, output, workspace);
+        else
+            Conv2dGemm(plan, x.Ptr<float>(), weight.Ptr<float>(), bias, residual, output, workspace);
     }
 
-    private static unsafe void Conv2dGemm(Conv2dGeometry g, float* x, float* weight, float* bias, float* residual, float* output)
-    {
-        int pixels = g.Height * g.Width;
-        for (int n = 0; n < g.Batch; n++)
-        {
-            float* y = output + (long)n * g.OutChannels * pixels;
-            float* r = residual is null ? null : residual + (long)n * g.OutChannels * pixels;
-            float beta = ConvRows.InitializeOutput(y, pixels, g.OutChannels, pixels, bias, r, pixels) ? 1f : 0f;
-            CpuGemm.Sgemm(false, false, g.OutChannels, pixels, g.InChannels, 1f,
-                weight, g.InChannels, x + (long)n * g.InChannels * pixels, pixels, beta, y, pixels);
-        }
-    }
-
-    private static unsafe void Conv2dIm2Col(Conv2dPlan plan, float* x, float* weight, float* bias, float* residual,
-        float* output, float* columns)
+    /// <summary>
+    /// Per image and chunk of output pixels: Y[:, chunk] = W[Cout, Cin·kh·kw] · columns (the weight already has that
+    /// layout; the columns are the input itself for a pointwise conv, else its im2col rows), then the epilogue.
+    /// </summary>
+    private static unsafe void Conv2dGemm(Conv2dPlan plan, float* x, float* weight, float* bias, float* residual,
+        float* output, float* workspace)
     {
         var g = plan.Geometry;
-        int rows = g.InChannels * g.KernelHeight * g.KernelWidth;
+        bool pointwise = plan.Algorithm == Conv2dAlgorithm.Gemm;
+        int depth = g.InChannels * g.KernelHeight * g.KernelWidth;
         int pixels = g.OutHeight * g.OutWidth;
-        int chunk = plan.ChunkColumns;
+        int chunk = plan.ChunkColumns, stride = plan.Stride;
+        float* columns = workspace;
+        float* result = workspace + (pointwise ? 0 : (long)depth * stride);
         for (int n = 0; n < g.Batch; n++)
         {
             float* xN = x + (long)n * g.InChannels * g.Height * g.Width;
@@ -95,15 +88,19 @@ public sealed partial class CpuBackend : IKernel<Conv2dOp>
             for (int start = 0; start < pixels; start += chunk)
             {
                 int count = Math.Min(chunk, pixels - start);
-                int first = start;
-                CpuParallel.For(rows, 8, (rowStart, rowEnd) =>
+                if (!pointwise)
                 {
-                    for (long row = rowStart; row < rowEnd; row++)
-                        Im2ColRow(g, xN, (int)row, first, count, columns + row * chunk);
-                });
-                float beta = ConvRows.InitializeOutput(y + start, pixels, g.OutChannels, count, bias,
-                    r is null ? null : r + start, pixels) ? 1f : 0f;
-                CpuGemm.Sgemm(false, false, g.OutChannels, count, rows, 1f, weight, rows, columns, chunk, beta, y + start, pixels);
+                    int first = start;
+                    CpuParallel.For(depth, 8, (rowStart, rowEnd) =>
+                    {
+                        for (long row = rowStart; row < rowEnd; row++)
+                            Im2ColRow(g, xN, (int)row, first, count, columns + row * stride);
+                    });
+                }
+                CpuGemm.Sgemm(false, false, g.OutChannels, count, depth, 1f, weight, depth,
+                    pointwise ? xN + start : columns, pointwise ? pixels : stride, 0f, result, stride);
+                ConvRows.StoreOutput(result, stride, y + start, pixels, g.OutChannels, count, bias,
+                    r is null ? null : r + start, pixels);
             }
         }
     }

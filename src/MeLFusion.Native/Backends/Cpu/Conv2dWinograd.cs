@@ -7,7 +7,7 @@ namespace MeLFusion.Native.Backends.Cpu;
 /// <summary>
 /// Tiling and workspace of a Winograd F(4x4, 3x3) convolution. Output tiles of 4x4 (6x6 input patches) are numbered
 /// across the whole batch and processed in chunks; the workspace holds the transformed weights U [36][Cout·Cin],
-/// the transformed input chunk V [36][Cin][chunk] and the products M [36][Cout][chunk].
+/// the transformed input chunk V [36][Cin][tile stride] and the products M [36][Cout][tile stride].
 /// </summary>
 internal readonly struct WinogradLayout
 {
@@ -26,7 +26,8 @@ internal readonly struct WinogradLayout
         WeightPlane = RoundUp((long)g.OutChannels * g.InChannels);
         long budgetTiles = ChunkBudgetFloats / (36L * (g.InChannels + g.OutChannels)) / Lanes * Lanes;
         ChunkTiles = (int)Math.Min(RoundUp(Tiles), Math.Max(Lanes, budgetTiles));
-        WorkspaceFloats = 36 * (WeightPlane + (long)(g.InChannels + g.OutChannels) * ChunkTiles);
+        TileStride = ConvRows.PaddedStride(ChunkTiles);
+        WorkspaceFloats = 36 * (WeightPlane + (long)(g.InChannels + g.OutChannels) * TileStride);
     }
 
     public Conv2dGeometry Geometry { get; }
@@ -36,9 +37,11 @@ internal readonly struct WinogradLayout
     /// <summary>Stride between the 36 planes of U: Cout·Cin rounded up to <see cref="Lanes"/>.</summary>
     public long WeightPlane { get; }
     public int ChunkTiles { get; }
+    /// <summary>Row stride of V and M: <see cref="ChunkTiles"/> padded against cache-set aliasing.</summary>
+    public int TileStride { get; }
     public long WorkspaceFloats { get; }
     public long InputOffset => 36 * WeightPlane;
-    public long ProductOffset => InputOffset + 36L * Geometry.InChannels * ChunkTiles;
+    public long ProductOffset => InputOffset + 36L * Geometry.InChannels * TileStride;
 
     private static long RoundUp(long value) => (value + Lanes - 1) / Lanes * Lanes;
 }
@@ -89,8 +92,8 @@ internal static unsafe class Winograd4x3
             for (int e = 0; e < 36; e++)
                 CpuGemm.Sgemm(false, false, g.OutChannels, count, g.InChannels, 1f,
                     u + e * layout.WeightPlane, g.InChannels,
-                    v + (long)e * g.InChannels * chunk, chunk, 0f,
-                    m + (long)e * g.OutChannels * chunk, chunk);
+                    v + (long)e * g.InChannels * layout.TileStride, layout.TileStride, 0f,
+                    m + (long)e * g.OutChannels * layout.TileStride, layout.TileStride);
             CpuParallel.For((long)g.OutChannels * groups, 8, (start, end) =>
             {
                 for (long item = start; item < end; item++)
@@ -160,7 +163,7 @@ internal static unsafe class Winograd4x3
             }
         }
 
-        long plane36 = (long)g.InChannels * layout.ChunkTiles;
+        long plane36 = (long)g.InChannels * layout.TileStride;
         T* rows = stackalloc T[36];
         T* t = stackalloc T[6];
         for (int lane = 0; lane < Lanes; lane += T.Count)
@@ -169,7 +172,7 @@ internal static unsafe class Winograd4x3
             for (int col = 0; col < 6; col++)
                 InputTransform(T.Load(src + col * Lanes), T.Load(src + (6 + col) * Lanes), T.Load(src + (12 + col) * Lanes),
                     T.Load(src + (18 + col) * Lanes), T.Load(src + (24 + col) * Lanes), T.Load(src + (30 + col) * Lanes), rows + col, 6);
-            float* dst = v + (long)channel * layout.ChunkTiles + groupStart + lane;
+            float* dst = v + (long)channel * layout.TileStride + groupStart + lane;
             for (int i = 0; i < 6; i++)
             {
                 T* r = rows + i * 6;
@@ -184,14 +187,14 @@ internal static unsafe class Winograd4x3
         int chunkCount, float* bias, float* residual, float* output) where T : unmanaged, ISimd<T>
     {
         var g = layout.Geometry;
-        long plane36 = (long)g.OutChannels * layout.ChunkTiles;
+        long plane36 = (long)g.OutChannels * layout.TileStride;
         float* result = stackalloc float[16 * Lanes];
         T* rows = stackalloc T[24];
         T* t = stackalloc T[4];
         var b = T.Broadcast(bias is null ? 0f : bias[channel]);
         for (int lane = 0; lane < Lanes; lane += T.Count)
         {
-            float* src = m + (long)channel * layout.ChunkTiles + groupStart + lane;
+            float* src = m + (long)channel * layout.TileStride + groupStart + lane;
             for (int col = 0; col < 6; col++)
                 OutputTransform(T.Load(src + col * plane36), T.Load(src + (6 + col) * plane36), T.Load(src + (12 + col) * plane36),
                     T.Load(src + (18 + col) * plane36), T.Load(src + (24 + col) * plane36), T.Load(src + (30 + col) * plane36), rows + col, 6);
