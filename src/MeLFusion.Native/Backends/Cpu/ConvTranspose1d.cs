@@ -69,17 +69,21 @@ public sealed partial class CpuBackend : IKernel<ConvTranspose1dOp>
         int chunk = plan.ChunkSlots, halo = plan.MaxTaps - 1;
         int windowStride = plan.WindowStride, phaseStride = plan.PhaseStride;
 
-        // weight [Cin][Cout][K] -> per tap [K][Cin][Cout], the transposed A operand of each tap's GEMM: each input
-        // channel's [Cout][K] block is read once, sequentially, and written as K sequential rows.
+        // weight [Cin][Cout][K] -> per tap [K][Cin][Cout], the transposed A operand of each tap's GEMM. One input
+        // channel's [Cout][K] block fits in L1, so it is read K times with stride K while each tap's row is written
+        // sequentially.
+        int kernel = g.Kernel;
         CpuParallel.For(cin, 8, (start, end) =>
         {
             for (long i = start; i < end; i++)
             {
-                float* src = weight + i * cout * g.Kernel;
-                float* dst = taps + i * cout;
-                for (long o = 0; o < cout; o++)
-                    for (int k = 0; k < g.Kernel; k++)
-                        dst[(long)k * cin * cout + o] = src[o * g.Kernel + k];
+                float* src = weight + i * cout * kernel;
+                for (int k = 0; k < kernel; k++)
+                {
+                    float* dst = taps + ((long)k * cin + i) * cout;
+                    float* column = src + k;
+                    for (int o = 0; o < cout; o++) dst[o] = column[o * kernel];
+                }
             }
         });
 
