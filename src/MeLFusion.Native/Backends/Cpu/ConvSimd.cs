@@ -137,7 +137,7 @@ internal static unsafe class ConvRows
     }
 
     /// <summary>dst[j] = map(src[j]) with the widest vectors the machine has.</summary>
-    public static void Map<TMap>(float* src, float* dst, int count, TMap map) where TMap : struct, IElementMap
+    private static void Map<TMap>(float* src, float* dst, int count, TMap map) where TMap : struct, IElementMap
     {
         int done = 0;
         if (Simd512.IsAccelerated) done = MapCore<Simd512, TMap>(src, dst, 0, count, map);
