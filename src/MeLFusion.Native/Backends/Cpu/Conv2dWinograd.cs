@@ -145,21 +145,17 @@ internal static unsafe class Winograd4x3
             int y0 = tile.Row * 4 - g.Padding;
             int x0 = tile.Column * 4 - g.Padding;
             float* plane = x + ((long)tile.Image * g.InChannels + channel) * g.Height * g.Width;
-            bool inside = x0 >= 0 && x0 + 6 <= g.Width;
+            // Patch columns [kStart, kEnd) lie inside the image; the rest are padding.
+            int kStart = Math.Clamp(-x0, 0, 6), kEnd = Math.Clamp(g.Width - x0, kStart, 6);
             for (int j = 0; j < 6; j++)
             {
                 float* dst = patch + j * 6 * Lanes + lane;
                 int iy = y0 + j;
-                if ((uint)iy >= (uint)g.Height)
-                {
-                    for (int k = 0; k < 6; k++) dst[k * Lanes] = 0f;
-                    continue;
-                }
+                int rowEnd = (uint)iy < (uint)g.Height ? kEnd : kStart;
                 float* row = plane + (long)iy * g.Width + x0;
-                if (inside)
-                    for (int k = 0; k < 6; k++) dst[k * Lanes] = row[k];
-                else
-                    for (int k = 0; k < 6; k++) dst[k * Lanes] = (uint)(x0 + k) < (uint)g.Width ? row[k] : 0f;
+                for (int k = 0; k < kStart; k++) dst[k * Lanes] = 0f;
+                for (int k = kStart; k < rowEnd; k++) dst[k * Lanes] = row[k];
+                for (int k = rowEnd; k < 6; k++) dst[k * Lanes] = 0f;
             }
         }
 
