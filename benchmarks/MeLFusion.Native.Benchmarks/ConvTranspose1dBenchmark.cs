@@ -20,7 +20,7 @@ public class ConvTranspose1dBenchmark
         var x = g.Input("x", DType.F32, 1, 1024, 1024);
         var weight = g.Input("weight", DType.F32, 1024, 512, 16);
         var bias = g.Input("bias", DType.F32, 512);
-        g.Output("y", g.ConvTranspose1d(x, weight, bias, stride: 5, padding: (16 - 5) / 2, inputLeakySlope: 0.1f));
+        g.Output("y", g.ConvTranspose1d(x, weight, bias, stride: 5, padding: (16 - 5) / 2));
         _plan = g.Compile(_backend);
         var random = new Random(2);
         _plan.SetInput<float>("x", Conv2dBenchmark.RandomValues(random, 1024 * 1024, 1f));

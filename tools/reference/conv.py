@@ -21,6 +21,7 @@ def conv2d_fixture():
         "wino_bias_res": (1, 27, 29, 11, 9, 3, 3, 1, 1, True, True),  # Winograd, partial tiles both ways
         "wino_batch_pad0": (2, 24, 25, 10, 13, 3, 3, 1, 0, False, False),  # Winograd, no padding, batch 2
         "wino_pad2": (1, 25, 24, 6, 5, 3, 3, 1, 2, True, False),  # Winograd, padding larger than the halo
+        "wino_few_out": (1, 20, 3, 7, 9, 3, 3, 1, 1, True, True),  # Winograd down to a few channels (UNet conv_out)
         "k3_small": (2, 3, 5, 7, 6, 3, 3, 1, 1, True, False),  # few channels: im2col
         "k3_s2": (2, 7, 6, 13, 10, 3, 3, 2, 1, True, False),  # UNet downsampler
         "k3_s2_wide": (1, 26, 24, 9, 12, 3, 3, 2, 1, False, True),  # stride 2 with many channels: im2col
@@ -64,6 +65,8 @@ def conv1d_fixture():
         "short": (1, 4, 3, 5, 5, 1, 0, 1, None, True, False),  # one output position
         "stride3_dil2": (1, 3, 4, 26, 3, 3, 2, 2, 0.0, False, True),  # slope 0 is ReLU
         "residual_is_x": (1, 11, 11, 21, 5, 1, 4, 2, 0.1, True, "x"),  # HiFi-GAN: xt = conv(lrelu(x)) + x
+        "few_out_dil_res": (1, 7, 2, 150, 5, 1, 4, 2, 0.1, True, True),  # few output channels: direct kernel
+        "few_out_plain": (2, 5, 3, 141, 3, 1, 1, 1, None, False, False),
     }
     for seed, (name, (n, cin, cout, length, k, stride, padding, dilation, slope, bias, residual)) in enumerate(cases.items()):
         seeded(200 + seed)

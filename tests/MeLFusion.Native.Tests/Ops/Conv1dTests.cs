@@ -1,3 +1,4 @@
+using MeLFusion.Native.Backends.Cpu;
 using MeLFusion.Native.Runtime;
 using MeLFusion.Native.Ops;
 using MeLFusion.Native.Tests.Support;
@@ -52,6 +53,39 @@ public class Conv1dTests
             plan.Run();
             Check.Close(c.Expected, plan.ReadOutput<float>("out"), Tolerance, Tolerance, $"conv1d {name} in place");
         }
+    }
+
+    /// <summary>Long enough that im2col splits the output into chunks: 12 rows, so chunks of 2^21 / 12 = 174762 positions.</summary>
+    [Theory]
+    [MemberData(nameof(TestBackends.Names), MemberType = typeof(TestBackends))]
+    public void ChunkedMatchesDirectLoops(string backend)
+    {
+        int[] xShape = [1, 4, 200001], wShape = [5, 4, 3], yShape = [1, 5, 200001];
+        var op = new Conv1dOp(1, 2, 2, 0.1f, hasBias: true, hasResidual: true);
+        var plan = Conv1dPlan.Create(op.Geometry(new TensorShape(xShape), new TensorShape(wShape)), inputActivation: true);
+        Assert.Equal(Conv1dAlgorithm.Im2Col, plan.Algorithm);
+        Assert.True(plan.ChunkColumns < plan.Geometry.OutLength, "one chunk only");
+        var x = NaiveConv.Random(4 * 200001, 1);
+        var w = NaiveConv.Random(5 * 4 * 3, 2);
+        var bias = NaiveConv.Random(5, 3);
+        var residual = NaiveConv.Random(5 * 200001, 4);
+        var expected = NaiveConv.Conv1d(x, xShape, w, wShape, bias, residual, stride: 1, padding: 2, dilation: 2, slope: 0.1f);
+        var actual = OpRunner.Run(backend, (g, v) => g.Conv1d(v[0], v[1], v[2], 1, 2, 2, 0.1f, v[3]),
+            new OpRunner.Feed("x", xShape, x), new OpRunner.Feed("w", wShape, w), new OpRunner.Feed("bias", [5], bias),
+            new OpRunner.Feed("residual", yShape, residual));
+        Check.Close(expected, actual, Tolerance, Tolerance, "conv1d in chunks");
+    }
+
+    [Fact]
+    public void FixtureCoversEveryAlgorithm()
+    {
+        using var fixture = Fixture.Open("conv1d");
+        var algorithms = ConvCase.All(fixture).Select(c =>
+        {
+            var op = new Conv1dOp(c.Stride, c.Padding, fixture.MetaInt($"{c.Name}.dilation"), c.Slope, c.HasBias, c.HasResidual);
+            return Conv1dPlan.Create(op.Geometry(new TensorShape(c.X.Shape), new TensorShape(c.Weight.Shape)), c.Slope.HasValue).Algorithm;
+        }).ToHashSet();
+        Assert.Equal(Enum.GetValues<Conv1dAlgorithm>().Length, algorithms.Count);
     }
 
     [Fact]

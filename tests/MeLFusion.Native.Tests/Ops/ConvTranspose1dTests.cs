@@ -1,3 +1,4 @@
+using MeLFusion.Native.Backends.Cpu;
 using MeLFusion.Native.Runtime;
 using MeLFusion.Native.Ops;
 using MeLFusion.Native.Tests.Support;
@@ -21,6 +22,24 @@ public class ConvTranspose1dTests
                 (g, v) => g.ConvTranspose1d(v[0], v[1], c.Bias(v), c.Stride, c.Padding, outputPadding, c.Slope), c.Feeds);
             Check.Close(c.Expected, actual, Tolerance, Tolerance, $"conv_transpose1d {c.Name}");
         }
+    }
+
+    /// <summary>Long enough that the polyphase GEMMs run in chunks: 2^22 / (4 phases · 2 + 3) = 381300 slots each.</summary>
+    [Theory]
+    [MemberData(nameof(TestBackends.Names), MemberType = typeof(TestBackends))]
+    public void ChunkedMatchesDirectLoops(string backend)
+    {
+        int[] xShape = [1, 3, 400000], wShape = [3, 2, 8];
+        var op = new ConvTranspose1dOp(4, 2, 1, 0.2f, hasBias: true);
+        var plan = ConvTranspose1dPlan.Create(op.Geometry(new TensorShape(xShape), new TensorShape(wShape)));
+        Assert.True(plan.ChunkSlots < plan.Slots, "one chunk only");
+        var x = NaiveConv.Random(3 * 400000, 1);
+        var w = NaiveConv.Random(3 * 2 * 8, 2);
+        var bias = NaiveConv.Random(2, 3);
+        var expected = NaiveConv.ConvTranspose1d(x, xShape, w, wShape, bias, stride: 4, padding: 2, outputPadding: 1, slope: 0.2f);
+        var actual = OpRunner.Run(backend, (g, v) => g.ConvTranspose1d(v[0], v[1], v[2], 4, 2, 1, 0.2f),
+            new OpRunner.Feed("x", xShape, x), new OpRunner.Feed("w", wShape, w), new OpRunner.Feed("bias", [2], bias));
+        Check.Close(expected, actual, Tolerance, Tolerance, "conv_transpose1d in chunks");
     }
 
     [Fact]

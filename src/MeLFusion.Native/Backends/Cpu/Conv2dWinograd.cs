@@ -7,7 +7,7 @@ namespace MeLFusion.Native.Backends.Cpu;
 /// <summary>
 /// Tiling and workspace of a Winograd F(4x4, 3x3) convolution. Output tiles of 4x4 (6x6 input patches) are numbered
 /// across the whole batch and processed in chunks; the workspace holds the transformed weights U [36][Cout·Cin],
-/// the transformed input chunk V [36][Cin][chunk] and the products M [36][Cout][chunk].
+/// the transformed input chunk V [36][Cin][tile stride] and the products M [36][Cout][tile stride].
 /// </summary>
 internal readonly struct WinogradLayout
 {
@@ -26,7 +26,8 @@ internal readonly struct WinogradLayout
         WeightPlane = RoundUp((long)g.OutChannels * g.InChannels);
         long budgetTiles = ChunkBudgetFloats / (36L * (g.InChannels + g.OutChannels)) / Lanes * Lanes;
         ChunkTiles = (int)Math.Min(RoundUp(Tiles), Math.Max(Lanes, budgetTiles));
-        WorkspaceFloats = 36 * (WeightPlane + (long)(g.InChannels + g.OutChannels) * ChunkTiles);
+        TileStride = ConvRows.PaddedStride(ChunkTiles);
+        WorkspaceFloats = 36 * (WeightPlane + (long)(g.InChannels + g.OutChannels) * TileStride);
     }
 
     public Conv2dGeometry Geometry { get; }
@@ -36,9 +37,11 @@ internal readonly struct WinogradLayout
     /// <summary>Stride between the 36 planes of U: Cout·Cin rounded up to <see cref="Lanes"/>.</summary>
     public long WeightPlane { get; }
     public int ChunkTiles { get; }
+    /// <summary>Row stride of V and M: <see cref="ChunkTiles"/> padded against cache-set aliasing.</summary>
+    public int TileStride { get; }
     public long WorkspaceFloats { get; }
     public long InputOffset => 36 * WeightPlane;
-    public long ProductOffset => InputOffset + 36L * Geometry.InChannels * ChunkTiles;
+    public long ProductOffset => InputOffset + 36L * Geometry.InChannels * TileStride;
 
     private static long RoundUp(long value) => (value + Lanes - 1) / Lanes * Lanes;
 }
@@ -47,7 +50,8 @@ internal readonly struct WinogradLayout
 /// Winograd F(4x4, 3x3) (Lavin &amp; Gray): Y = Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A per 6x6 input patch d and 3x3 kernel g.
 /// The element-wise product summed over input channels becomes 36 independent GEMMs U[e]·V[e]. Transforms run on
 /// groups of 16 tiles (or 16 weight pairs) gathered into a [position][lane] block, so each SIMD lane is one tile.
-/// Interpolation points 0, ±1, ±2 keep the f32 error near 1e-6 relative to the output scale.
+/// Interpolation points 0, ±1, 1/2, −2 (rather than the usual 0, ±1, ±2) keep Bᵀ's coefficients ≤ 2.5 and cut the
+/// f32 error 2.5x: with 320 input channels and O(1) outputs the largest error is 2.4e-5 (torch's direct f32: 1.7e-6).
 /// </summary>
 internal static unsafe class Winograd4x3
 {
@@ -88,8 +92,8 @@ internal static unsafe class Winograd4x3
             for (int e = 0; e < 36; e++)
                 CpuGemm.Sgemm(false, false, g.OutChannels, count, g.InChannels, 1f,
                     u + e * layout.WeightPlane, g.InChannels,
-                    v + (long)e * g.InChannels * chunk, chunk, 0f,
-                    m + (long)e * g.OutChannels * chunk, chunk);
+                    v + (long)e * g.InChannels * layout.TileStride, layout.TileStride, 0f,
+                    m + (long)e * g.OutChannels * layout.TileStride, layout.TileStride);
             CpuParallel.For((long)g.OutChannels * groups, 8, (start, end) =>
             {
                 for (long item = start; item < end; item++)
@@ -141,25 +145,21 @@ internal static unsafe class Winograd4x3
             int y0 = tile.Row * 4 - g.Padding;
             int x0 = tile.Column * 4 - g.Padding;
             float* plane = x + ((long)tile.Image * g.InChannels + channel) * g.Height * g.Width;
-            bool inside = x0 >= 0 && x0 + 6 <= g.Width;
+            // Patch columns [kStart, kEnd) lie inside the image; the rest are padding.
+            int kStart = Math.Clamp(-x0, 0, 6), kEnd = Math.Clamp(g.Width - x0, kStart, 6);
             for (int j = 0; j < 6; j++)
             {
                 float* dst = patch + j * 6 * Lanes + lane;
                 int iy = y0 + j;
-                if ((uint)iy >= (uint)g.Height)
-                {
-                    for (int k = 0; k < 6; k++) dst[k * Lanes] = 0f;
-                    continue;
-                }
+                int rowEnd = (uint)iy < (uint)g.Height ? kEnd : kStart;
                 float* row = plane + (long)iy * g.Width + x0;
-                if (inside)
-                    for (int k = 0; k < 6; k++) dst[k * Lanes] = row[k];
-                else
-                    for (int k = 0; k < 6; k++) dst[k * Lanes] = (uint)(x0 + k) < (uint)g.Width ? row[k] : 0f;
+                for (int k = 0; k < kStart; k++) dst[k * Lanes] = 0f;
+                for (int k = kStart; k < rowEnd; k++) dst[k * Lanes] = row[k];
+                for (int k = rowEnd; k < 6; k++) dst[k * Lanes] = 0f;
             }
         }
 
-        long plane36 = (long)g.InChannels * layout.ChunkTiles;
+        long plane36 = (long)g.InChannels * layout.TileStride;
         T* rows = stackalloc T[36];
         T* t = stackalloc T[6];
         for (int lane = 0; lane < Lanes; lane += T.Count)
@@ -168,7 +168,7 @@ internal static unsafe class Winograd4x3
             for (int col = 0; col < 6; col++)
                 InputTransform(T.Load(src + col * Lanes), T.Load(src + (6 + col) * Lanes), T.Load(src + (12 + col) * Lanes),
                     T.Load(src + (18 + col) * Lanes), T.Load(src + (24 + col) * Lanes), T.Load(src + (30 + col) * Lanes), rows + col, 6);
-            float* dst = v + (long)channel * layout.ChunkTiles + groupStart + lane;
+            float* dst = v + (long)channel * layout.TileStride + groupStart + lane;
             for (int i = 0; i < 6; i++)
             {
                 T* r = rows + i * 6;
@@ -183,14 +183,14 @@ internal static unsafe class Winograd4x3
         int chunkCount, float* bias, float* residual, float* output) where T : unmanaged, ISimd<T>
     {
         var g = layout.Geometry;
-        long plane36 = (long)g.OutChannels * layout.ChunkTiles;
+        long plane36 = (long)g.OutChannels * layout.TileStride;
         float* result = stackalloc float[16 * Lanes];
         T* rows = stackalloc T[24];
         T* t = stackalloc T[4];
         var b = T.Broadcast(bias is null ? 0f : bias[channel]);
         for (int lane = 0; lane < Lanes; lane += T.Count)
         {
-            float* src = m + (long)channel * layout.ChunkTiles + groupStart + lane;
+            float* src = m + (long)channel * layout.TileStride + groupStart + lane;
             for (int col = 0; col < 6; col++)
                 OutputTransform(T.Load(src + col * plane36), T.Load(src + (6 + col) * plane36), T.Load(src + (12 + col) * plane36),
                     T.Load(src + (18 + col) * plane36), T.Load(src + (24 + col) * plane36), T.Load(src + (30 + col) * plane36), rows + col, 6);
@@ -257,14 +257,11 @@ internal static unsafe class Winograd4x3
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void KernelTransform<T>(T g0, T g1, T g2, T* o, int stride) where T : unmanaged, ISimd<T>
     {
-        var outer = g0 + g2;
-        var even = g0 * (1f / 24) + g2 * (1f / 6);
-        var odd = g1 * (1f / 12);
-        o[0] = g0 * 0.25f;
-        o[stride] = (outer + g1) * (-1f / 6);
-        o[2 * stride] = (outer - g1) * (-1f / 6);
-        o[3 * stride] = even + odd;
-        o[4 * stride] = even - odd;
+        o[0] = g0;
+        o[stride] = (g1 - g0 - g2) * (1f / 3);
+        o[2 * stride] = (g0 + g1 + g2) * (1f / 3);
+        o[3 * stride] = (g0 * 16f + g1 * 8f + g2 * 4f) * (-1f / 15);
+        o[4 * stride] = (g0 - g1 * 2f + g2 * 4f) * (1f / 15);
         o[5 * stride] = g2;
     }
 
@@ -272,29 +269,25 @@ internal static unsafe class Winograd4x3
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void InputTransform<T>(T d0, T d1, T d2, T d3, T d4, T d5, T* o, int stride) where T : unmanaged, ISimd<T>
     {
-        var a = d4 - d2 * 4f;
-        var b = d3 - d1 * 4f;
-        var c = d4 - d2;
-        var e = (d3 - d1) * 2f;
-        o[0] = d0 * 4f - d2 * 5f + d4;
-        o[stride] = a + b;
-        o[2 * stride] = a - b;
-        o[3 * stride] = c + e;
-        o[4 * stride] = c - e;
-        o[5 * stride] = d1 * 4f - d3 * 5f + d5;
+        var d42 = d4 - d2;
+        var d31 = d3 - d1;
+        o[0] = d0 - d2 * 2f + d4 + d31 * 1.5f;
+        o[stride] = d4 + d1 - d2 * 2.5f + d3 * 0.5f;
+        o[2 * stride] = d4 - d1 + d2 * 0.5f + d3 * 2.5f;
+        o[3 * stride] = d42 + d31 * 2f;
+        o[4 * stride] = d42 - d31 * 0.5f;
+        o[5 * stride] = d5 + d1 - d3 * 2f + d42 * 1.5f;
     }
 
     /// <summary>Aᵀ·(m0..m5), written at o[0], o[stride], o[2·stride], o[3·stride].</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void OutputTransform<T>(T m0, T m1, T m2, T m3, T m4, T m5, T* o, int stride) where T : unmanaged, ISimd<T>
     {
-        var sum12 = m1 + m2;
-        var diff12 = m1 - m2;
-        var sum34 = m3 + m4;
-        var diff34 = m3 - m4;
-        o[0] = m0 + sum12 + sum34;
-        o[stride] = diff12 + diff34 * 2f;
-        o[2 * stride] = sum12 + sum34 * 4f;
-        o[3 * stride] = diff12 + diff34 * 8f + m5;
+        var sum = m2 + m1;
+        var diff = m2 - m1;
+        o[0] = m0 + sum + m3 + m4;
+        o[stride] = diff + m3 * 0.5f - m4 * 2f;
+        o[2 * stride] = sum + m3 * 0.25f + m4 * 4f;
+        o[3 * stride] = diff + m3 * 0.125f - m4 * 8f + m5;
     }
 }

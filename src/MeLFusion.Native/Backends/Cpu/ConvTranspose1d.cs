@@ -9,10 +9,10 @@ namespace MeLFusion.Native.Backends.Cpu;
 /// taps k = r + m·stride, m = 0, 1, …, and input x[q − m], so each phase is an ordinary convolution: a sum over m of
 /// GEMMs W_k[Cout, Cin] · x[:, q − m] — no zero insertion, no wasted products. Slots are processed in chunks; the
 /// workspace holds the weights repacked per tap [K][Cin][Cout], a zero-padded (and activated) input window
-/// [Cin][chunk + taps − 1] and the per-phase results [stride][Cout][chunk].
+/// [Cin][chunk + taps − 1] and the per-phase results [stride][Cout][chunk], rows padded against cache-set aliasing.
 /// </summary>
 internal readonly record struct ConvTranspose1dPlan(Conv1dGeometry Geometry, int MaxTaps, int FirstSlot, int Slots,
-    int ChunkSlots, long WorkspaceFloats)
+    int ChunkSlots, int WindowStride, int PhaseStride, long WorkspaceFloats)
 {
     /// <summary>Bound on the input window and phase results of one chunk (16 MiB).</summary>
     private const long ChunkBudgetFloats = 1L << 22;
@@ -25,10 +25,11 @@ internal readonly record struct ConvTranspose1dPlan(Conv1dGeometry Geometry, int
         int slots = SlotEnd(g, 0) - firstSlot;
         long perSlot = (long)s * g.OutChannels + g.InChannels;
         int chunk = (int)Math.Clamp(ChunkBudgetFloats / perSlot, Math.Min(64, slots), slots);
+        int windowStride = ConvRows.PaddedStride(chunk + maxTaps - 1), phaseStride = ConvRows.PaddedStride(chunk);
         long workspace = (long)g.Kernel * g.OutChannels * g.InChannels
-            + (long)g.InChannels * (chunk + maxTaps - 1)
-            + (long)s * g.OutChannels * chunk;
-        return new(g, maxTaps, firstSlot, slots, chunk, workspace);
+            + (long)g.InChannels * windowStride
+            + (long)s * g.OutChannels * phaseStride;
+        return new(g, maxTaps, firstSlot, slots, chunk, windowStride, phaseStride, workspace);
     }
 
     /// <summary>First slot q of phase r with an output inside [0, Lout).</summary>
@@ -39,9 +40,8 @@ internal readonly record struct ConvTranspose1dPlan(Conv1dGeometry Geometry, int
 
     public int Taps(int phase) => phase < Geometry.Kernel ? (Geometry.Kernel - phase + Geometry.Stride - 1) / Geometry.Stride : 0;
 
-    public int WindowLength => ChunkSlots + MaxTaps - 1;
     public long WindowOffset => (long)Geometry.Kernel * Geometry.OutChannels * Geometry.InChannels;
-    public long PhaseOffset => WindowOffset + (long)Geometry.InChannels * WindowLength;
+    public long PhaseOffset => WindowOffset + (long)Geometry.InChannels * WindowStride;
 }
 
 public sealed partial class CpuBackend : IKernel<ConvTranspose1dOp>
@@ -66,19 +66,24 @@ public sealed partial class CpuBackend : IKernel<ConvTranspose1dOp>
         float* taps = workspace;
         float* window = workspace + plan.WindowOffset;
         float* phases = workspace + plan.PhaseOffset;
-        int chunk = plan.ChunkSlots, windowLength = plan.WindowLength, halo = plan.MaxTaps - 1;
+        int chunk = plan.ChunkSlots, halo = plan.MaxTaps - 1;
+        int windowStride = plan.WindowStride, phaseStride = plan.PhaseStride;
 
-        // weight [Cin][Cout][K] -> per tap [K][Cin][Cout], the transposed A operand of each tap's GEMM: each input
-        // channel's [Cout][K] block is read once, sequentially, and written as K sequential rows.
+        // weight [Cin][Cout][K] -> per tap [K][Cin][Cout], the transposed A operand of each tap's GEMM. One input
+        // channel's [Cout][K] block fits in L1, so it is read K times with stride K while each tap's row is written
+        // sequentially.
+        int kernel = g.Kernel;
         CpuParallel.For(cin, 8, (start, end) =>
         {
             for (long i = start; i < end; i++)
             {
-                float* src = weight + i * cout * g.Kernel;
-                float* dst = taps + i * cout;
-                for (long o = 0; o < cout; o++)
-                    for (int k = 0; k < g.Kernel; k++)
-                        dst[(long)k * cin * cout + o] = src[o * g.Kernel + k];
+                float* src = weight + i * cout * kernel;
+                for (int k = 0; k < kernel; k++)
+                {
+                    float* dst = taps + ((long)k * cin + i) * cout;
+                    float* column = src + k;
+                    for (int o = 0; o < cout; o++) dst[o] = column[o * kernel];
+                }
             }
         });
 
@@ -95,7 +100,7 @@ public sealed partial class CpuBackend : IKernel<ConvTranspose1dOp>
                 CpuParallel.For(cin, 16, (start, stop) =>
                 {
                     for (long i = start; i < stop; i++)
-                        ConvRows.Gather(xN + i * g.Length, g.Length, slotBase - halo, 1, window + i * windowLength, windowLength, map);
+                        ConvRows.Gather(xN + i * g.Length, g.Length, slotBase - halo, 1, window + i * windowStride, chunk + halo, map);
                 });
 
                 for (int r = 0; r < s; r++)
@@ -103,21 +108,21 @@ public sealed partial class CpuBackend : IKernel<ConvTranspose1dOp>
                     int q0 = Math.Max(first, ConvTranspose1dPlan.SlotStart(g, r));
                     int q1 = Math.Min(end, ConvTranspose1dPlan.SlotEnd(g, r));
                     if (q1 <= q0) continue;
-                    float* c = phases + (long)r * cout * chunk + (q0 - first);
+                    float* c = phases + (long)r * cout * phaseStride + (q0 - first);
                     int tapCount = plan.Taps(r);
                     if (tapCount == 0)
-                        for (int o = 0; o < cout; o++) new Span<float>(c + (long)o * chunk, q1 - q0).Clear();
+                        for (int o = 0; o < cout; o++) new Span<float>(c + (long)o * phaseStride, q1 - q0).Clear();
                     for (int m = 0; m < tapCount; m++)
                         CpuGemm.Sgemm(true, false, cout, q1 - q0, cin, 1f,
                             taps + (long)(r + m * s) * cin * cout, cout,
-                            window + (q0 - first + halo - m), windowLength,
-                            m == 0 ? 0f : 1f, c, chunk);
+                            window + (q0 - first + halo - m), windowStride,
+                            m == 0 ? 0f : 1f, c, phaseStride);
                 }
 
                 CpuParallel.For(cout, 4, (start, stop) =>
                 {
                     for (long o = start; o < stop; o++)
-                        InterleavePhases(g, phases + o * chunk, (long)cout * chunk, slotBase, end, bias is null ? 0f : bias[o],
+                        InterleavePhases(g, phases + o * phaseStride, (long)cout * phaseStride, slotBase, end, bias is null ? 0f : bias[o],
                             y + o * g.OutLength);
                 });
             }
