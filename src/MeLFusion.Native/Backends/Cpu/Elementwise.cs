@@ -72,8 +72,7 @@ internal static unsafe class ElementwiseKernels
                 else if (strideA == 0 && strideB == 1)
                     Simd.Map<TOp, BroadcastOperand, ContiguousOperand>(new(*x), new(y), d, length);
                 else
-                    for (long i = 0; i < length; i++)
-                        d[i] = TOp.Invoke(new FloatScalar(x[i * strideA]), new FloatScalar(y[i * strideB])).Value;
+                    Simd.MapStrided<TOp>(x, strideA, y, strideB, d, length);
                 position += length;
             }
         });
