@@ -44,6 +44,32 @@ public class GroupNormTests
         Check.Close(separate, fused, 0f, 0f, "fused vs separate SiLU");
     }
 
+    /// <summary>
+    /// Between two other ops (graph inputs and outputs are pinned) the planner lets the output overwrite its input;
+    /// the test checks that it did, and that results do not change.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(TestBackends.Names), MemberType = typeof(TestBackends))]
+    public void RunsInPlaceBetweenOps(string backend)
+    {
+        using var f = Fixture.Open("group_norm");
+        using var device = TestBackends.Create(backend);
+        var g = new GraphBuilder();
+        var x = g.Input("x", DType.F32, f.Shape("nchw.x"));
+        var weight = g.Input("weight", DType.F32, 6);
+        var bias = g.Input("bias", DType.F32, 6);
+        var scaled = g.Scale(x, 1f);
+        var normed = g.GroupNorm(scaled, weight, bias, 3, 1e-5f);
+        g.Output("out", g.Scale(normed, 1f));
+        using var plan = g.Compile(device);
+        Assert.Equal(plan.Memory.ValueByteOffsets[scaled.Id], plan.Memory.ValueByteOffsets[normed.Id]);
+        plan.SetInput<float>("x", f.F32("nchw.x"));
+        plan.SetInput<float>("weight", f.F32("nchw.weight"));
+        plan.SetInput<float>("bias", f.F32("nchw.bias"));
+        plan.Run();
+        Check.Close(f.F32("nchw.out"), plan.ReadOutput<float>("out"), 5e-6f, 1e-5f, "group_norm in place");
+    }
+
     [Fact]
     public void RejectsChannelsNotDivisibleByGroups()
     {

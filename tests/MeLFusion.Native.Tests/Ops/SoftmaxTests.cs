@@ -22,6 +22,16 @@ public class SoftmaxTests
         }
     }
 
+    /// <summary>Between two other ops the planner lets the output overwrite its input; results must not change.</summary>
+    [Theory]
+    [MemberData(nameof(TestBackends.Names), MemberType = typeof(TestBackends))]
+    public void RunsInPlaceBetweenOps(string backend)
+    {
+        using var f = Fixture.Open("softmax");
+        var actual = OpRunner.Run(backend, (g, i) => g.Scale(g.Softmax(g.AddScalar(i[0], 0f)), 1f), f.Feed("len1023.x", "x"));
+        Check.Close(f.F32("len1023.out"), actual, 1e-8f, 2e-6f, "softmax in place");
+    }
+
     [Fact]
     public void RejectsIntegerInput()
     {

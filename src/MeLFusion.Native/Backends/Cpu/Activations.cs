@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using MeLFusion.Native.Ops;
 using MeLFusion.Native.Runtime;
 
@@ -46,6 +47,7 @@ public sealed partial class CpuBackend : IKernel<ActivationOp>, IKernel<GegluOp>
 /// <summary>GELU with the exact normal CDF: x Φ(x).</summary>
 internal readonly struct GeluErfOperator : IUnaryOperator
 {
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static TV Invoke<TV>(TV x) where TV : unmanaged, IFloatVector<TV> => x * SimdMath.NormalCdf(x);
 }
 
@@ -58,6 +60,7 @@ internal readonly struct GeluTanhOperator : IUnaryOperator
     private const float TwoSqrtTwoOverPi = 1.5957691216f;
     private const float TwoSqrtTwoOverPiTimesCubic = 1.5957691216f * 0.044715f;
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static TV Invoke<TV>(TV x) where TV : unmanaged, IFloatVector<TV>
     {
         TV twiceU = x * TV.MultiplyAdd(x * x, TV.Create(TwoSqrtTwoOverPiTimesCubic), TV.Create(TwoSqrtTwoOverPi));
@@ -68,17 +71,20 @@ internal readonly struct GeluTanhOperator : IUnaryOperator
 /// <summary>SiLU (swish): x * sigmoid(x).</summary>
 internal readonly struct SiluOperator : IUnaryOperator
 {
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static TV Invoke<TV>(TV x) where TV : unmanaged, IFloatVector<TV> => SimdMath.TimesSigmoid(x, x);
 }
 
 internal readonly struct TanhOperator : IUnaryOperator
 {
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static TV Invoke<TV>(TV x) where TV : unmanaged, IFloatVector<TV> => SimdMath.Tanh(x);
 }
 
 /// <summary>Leaky ReLU with the slope as second operand: x &gt; 0 ? x : slope * x.</summary>
 internal readonly struct LeakyReluOperator : IBinaryOperator
 {
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static TV Invoke<TV>(TV x, TV slope) where TV : unmanaged, IFloatVector<TV> =>
         TV.Select(TV.GreaterThan(x, TV.Create(0f)), x, x * slope);
 }
@@ -86,5 +92,6 @@ internal readonly struct LeakyReluOperator : IBinaryOperator
 /// <summary>Gated activation: hidden * TActivation(gate).</summary>
 internal readonly struct GatedOperator<TActivation> : IBinaryOperator where TActivation : IUnaryOperator
 {
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static TV Invoke<TV>(TV hidden, TV gate) where TV : unmanaged, IFloatVector<TV> => hidden * TActivation.Invoke(gate);
 }

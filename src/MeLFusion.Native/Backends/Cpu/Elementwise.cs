@@ -37,10 +37,10 @@ public sealed partial class CpuBackend : IKernel<BinaryOp>, IKernel<ScalarOp>
     }
 }
 
-/// <summary>IEEE min(x, y).</summary>
+/// <summary>min(x, y) for a non-NaN bound y; NaN in x stays NaN.</summary>
 internal readonly struct MinOperator : IBinaryOperator
 {
-    public static TV Invoke<TV>(TV x, TV y) where TV : unmanaged, IFloatVector<TV> => TV.Min(x, y);
+    public static TV Invoke<TV>(TV x, TV y) where TV : unmanaged, IFloatVector<TV> => TV.Clamp(x, TV.Create(float.NegativeInfinity), y);
 }
 
 internal static unsafe class ElementwiseKernels
@@ -80,8 +80,7 @@ internal static unsafe class ElementwiseKernels
                 else if (strideA == 0 && strideB == 1)
                     Simd.Map<TOp, BroadcastOperand, ContiguousOperand>(new(*x), new(y), d, length);
                 else
-                    for (long i = 0; i < length; i++)
-                        d[i] = TOp.Invoke(new FloatScalar(x[i * strideA]), new FloatScalar(y[i * strideB])).Value;
+                    Simd.MapStrided<TOp>(x, strideA, y, strideB, d, length);
                 position += length;
             }
         });

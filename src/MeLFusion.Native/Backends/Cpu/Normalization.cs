@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using MeLFusion.Native.Ops;
 using MeLFusion.Native.Runtime;
 
@@ -115,5 +116,6 @@ internal static unsafe class NormalizationKernels
 /// <summary>x * y * z: T5's (x * rsqrt(mean x² + eps)) * weight.</summary>
 internal readonly struct ProductOperator : ITernaryOperator
 {
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static TV Invoke<TV>(TV x, TV y, TV z) where TV : unmanaged, IFloatVector<TV> => x * y * z;
 }

@@ -29,8 +29,8 @@ internal unsafe interface IFloatVector<TSelf> where TSelf : unmanaged, IFloatVec
     static abstract TSelf FusedMultiplyAdd(TSelf x, TSelf y, TSelf z);
     /// <summary>IEEE maximum: NaN if either operand is NaN.</summary>
     static abstract TSelf Max(TSelf x, TSelf y);
-    /// <summary>IEEE minimum: NaN if either operand is NaN.</summary>
-    static abstract TSelf Min(TSelf x, TSelf y);
+    /// <summary>x limited to [lower, upper] with single min/max instructions; NaN stays NaN.</summary>
+    static abstract TSelf Clamp(TSelf x, TSelf lower, TSelf upper);
     static abstract TSelf Abs(TSelf x);
     static abstract TSelf GreaterThan(TSelf x, TSelf y);
     static abstract TSelf LessThan(TSelf x, TSelf y);
@@ -56,29 +56,50 @@ internal readonly unsafe struct FloatScalar(float value) : IFloatVector<FloatSca
 
     public float Value => _value;
     public static int Count => 1;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static FloatScalar Create(float value) => new(value);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static FloatScalar Load(float* source) => new(*source);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Store(FloatScalar value, float* destination) => *destination = value._value;
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static FloatScalar operator +(FloatScalar x, FloatScalar y) => new(x._value + y._value);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static FloatScalar operator -(FloatScalar x, FloatScalar y) => new(x._value - y._value);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static FloatScalar operator *(FloatScalar x, FloatScalar y) => new(x._value * y._value);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static FloatScalar operator /(FloatScalar x, FloatScalar y) => new(x._value / y._value);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static FloatScalar operator &(FloatScalar x, FloatScalar y) => FromBits(Bits(x) & Bits(y));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static FloatScalar operator ^(FloatScalar x, FloatScalar y) => FromBits(Bits(x) ^ Bits(y));
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static FloatScalar MultiplyAdd(FloatScalar x, FloatScalar y, FloatScalar z) => new(float.MultiplyAddEstimate(x._value, y._value, z._value));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static FloatScalar FusedMultiplyAdd(FloatScalar x, FloatScalar y, FloatScalar z) => new(MathF.FusedMultiplyAdd(x._value, y._value, z._value));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static FloatScalar Max(FloatScalar x, FloatScalar y) => new(MathF.Max(x._value, y._value));
-    public static FloatScalar Min(FloatScalar x, FloatScalar y) => new(MathF.Min(x._value, y._value));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static FloatScalar Clamp(FloatScalar x, FloatScalar lower, FloatScalar upper) => new(MathF.Min(MathF.Max(x._value, lower._value), upper._value));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static FloatScalar Abs(FloatScalar x) => new(MathF.Abs(x._value));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static FloatScalar GreaterThan(FloatScalar x, FloatScalar y) => new(x._value > y._value ? AllBits : 0f);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static FloatScalar LessThan(FloatScalar x, FloatScalar y) => new(x._value < y._value ? AllBits : 0f);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static FloatScalar Select(FloatScalar mask, FloatScalar ifTrue, FloatScalar ifFalse) => Bits(mask) != 0 ? ifTrue : ifFalse;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static FloatScalar ShiftBitsLeft(FloatScalar x, int count) => FromBits(Bits(x) << count);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static FloatScalar AddBits(FloatScalar x, FloatScalar y) => FromBits(Bits(x) + Bits(y));
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float SumAcross(FloatScalar x) => x._value;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float MaxAcross(FloatScalar x) => x._value;
 }
 
@@ -88,30 +109,53 @@ internal readonly unsafe struct Float128(Vector128<float> value) : IFloatVector<
     private readonly Vector128<float> _value = value;
 
     public static int Count => Vector128<float>.Count;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Float128 Create(float value) => new(Vector128.Create(value));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Float128 Load(float* source) => new(Vector128.Load(source));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Store(Float128 value, float* destination) => value._value.Store(destination);
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Float128 operator +(Float128 x, Float128 y) => new(x._value + y._value);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Float128 operator -(Float128 x, Float128 y) => new(x._value - y._value);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Float128 operator *(Float128 x, Float128 y) => new(x._value * y._value);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Float128 operator /(Float128 x, Float128 y) => new(x._value / y._value);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Float128 operator &(Float128 x, Float128 y) => new(x._value & y._value);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Float128 operator ^(Float128 x, Float128 y) => new(x._value ^ y._value);
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Float128 MultiplyAdd(Float128 x, Float128 y, Float128 z) => new(Vector128.MultiplyAddEstimate(x._value, y._value, z._value));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Float128 FusedMultiplyAdd(Float128 x, Float128 y, Float128 z) => new(Vector128.FusedMultiplyAdd(x._value, y._value, z._value));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Float128 Max(Float128 x, Float128 y) => new(Vector128.Max(x._value, y._value));
-    public static Float128 Min(Float128 x, Float128 y) => new(Vector128.Min(x._value, y._value));
+    /// <summary>x goes second: x86 min/max return their second operand when either is NaN (Arm's propagate NaN).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Float128 Clamp(Float128 x, Float128 lower, Float128 upper) =>
+        new(Vector128.MinNative(upper._value, Vector128.MaxNative(lower._value, x._value)));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Float128 Abs(Float128 x) => new(Vector128.Abs(x._value));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Float128 GreaterThan(Float128 x, Float128 y) => new(Vector128.GreaterThan(x._value, y._value));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Float128 LessThan(Float128 x, Float128 y) => new(Vector128.LessThan(x._value, y._value));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Float128 Select(Float128 mask, Float128 ifTrue, Float128 ifFalse) => new(Vector128.ConditionalSelect(mask._value, ifTrue._value, ifFalse._value));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Float128 ShiftBitsLeft(Float128 x, int count) => new((x._value.AsInt32() << count).AsSingle());
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Float128 AddBits(Float128 x, Float128 y) => new((x._value.AsInt32() + y._value.AsInt32()).AsSingle());
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float SumAcross(Float128 x) => Vector128.Sum(x._value);
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float MaxAcross(Float128 x)
     {
         var v = Vector128.Max(x._value, Vector128.Shuffle(x._value, Vector128.Create(2, 3, 0, 1)));
@@ -126,29 +170,52 @@ internal readonly unsafe struct Float256(Vector256<float> value) : IFloatVector<
     private readonly Vector256<float> _value = value;
 
     public static int Count => Vector256<float>.Count;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Float256 Create(float value) => new(Vector256.Create(value));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Float256 Load(float* source) => new(Vector256.Load(source));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Store(Float256 value, float* destination) => value._value.Store(destination);
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Float256 operator +(Float256 x, Float256 y) => new(x._value + y._value);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Float256 operator -(Float256 x, Float256 y) => new(x._value - y._value);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Float256 operator *(Float256 x, Float256 y) => new(x._value * y._value);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Float256 operator /(Float256 x, Float256 y) => new(x._value / y._value);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Float256 operator &(Float256 x, Float256 y) => new(x._value & y._value);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Float256 operator ^(Float256 x, Float256 y) => new(x._value ^ y._value);
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Float256 MultiplyAdd(Float256 x, Float256 y, Float256 z) => new(Vector256.MultiplyAddEstimate(x._value, y._value, z._value));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Float256 FusedMultiplyAdd(Float256 x, Float256 y, Float256 z) => new(Vector256.FusedMultiplyAdd(x._value, y._value, z._value));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Float256 Max(Float256 x, Float256 y) => new(Vector256.Max(x._value, y._value));
-    public static Float256 Min(Float256 x, Float256 y) => new(Vector256.Min(x._value, y._value));
+    /// <summary>x goes second: x86 min/max return their second operand when either is NaN (Arm's propagate NaN).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Float256 Clamp(Float256 x, Float256 lower, Float256 upper) =>
+        new(Vector256.MinNative(upper._value, Vector256.MaxNative(lower._value, x._value)));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Float256 Abs(Float256 x) => new(Vector256.Abs(x._value));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Float256 GreaterThan(Float256 x, Float256 y) => new(Vector256.GreaterThan(x._value, y._value));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Float256 LessThan(Float256 x, Float256 y) => new(Vector256.LessThan(x._value, y._value));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Float256 Select(Float256 mask, Float256 ifTrue, Float256 ifFalse) => new(Vector256.ConditionalSelect(mask._value, ifTrue._value, ifFalse._value));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Float256 ShiftBitsLeft(Float256 x, int count) => new((x._value.AsInt32() << count).AsSingle());
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Float256 AddBits(Float256 x, Float256 y) => new((x._value.AsInt32() + y._value.AsInt32()).AsSingle());
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float SumAcross(Float256 x) => Vector256.Sum(x._value);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float MaxAcross(Float256 x) =>
         Float128.MaxAcross(new Float128(Vector128.Max(x._value.GetLower(), x._value.GetUpper())));
 }
@@ -159,29 +226,52 @@ internal readonly unsafe struct Float512(Vector512<float> value) : IFloatVector<
     private readonly Vector512<float> _value = value;
 
     public static int Count => Vector512<float>.Count;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Float512 Create(float value) => new(Vector512.Create(value));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Float512 Load(float* source) => new(Vector512.Load(source));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Store(Float512 value, float* destination) => value._value.Store(destination);
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Float512 operator +(Float512 x, Float512 y) => new(x._value + y._value);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Float512 operator -(Float512 x, Float512 y) => new(x._value - y._value);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Float512 operator *(Float512 x, Float512 y) => new(x._value * y._value);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Float512 operator /(Float512 x, Float512 y) => new(x._value / y._value);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Float512 operator &(Float512 x, Float512 y) => new(x._value & y._value);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Float512 operator ^(Float512 x, Float512 y) => new(x._value ^ y._value);
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Float512 MultiplyAdd(Float512 x, Float512 y, Float512 z) => new(Vector512.MultiplyAddEstimate(x._value, y._value, z._value));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Float512 FusedMultiplyAdd(Float512 x, Float512 y, Float512 z) => new(Vector512.FusedMultiplyAdd(x._value, y._value, z._value));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Float512 Max(Float512 x, Float512 y) => new(Vector512.Max(x._value, y._value));
-    public static Float512 Min(Float512 x, Float512 y) => new(Vector512.Min(x._value, y._value));
+    /// <summary>x goes second: x86 min/max return their second operand when either is NaN (Arm's propagate NaN).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Float512 Clamp(Float512 x, Float512 lower, Float512 upper) =>
+        new(Vector512.MinNative(upper._value, Vector512.MaxNative(lower._value, x._value)));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Float512 Abs(Float512 x) => new(Vector512.Abs(x._value));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Float512 GreaterThan(Float512 x, Float512 y) => new(Vector512.GreaterThan(x._value, y._value));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Float512 LessThan(Float512 x, Float512 y) => new(Vector512.LessThan(x._value, y._value));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Float512 Select(Float512 mask, Float512 ifTrue, Float512 ifFalse) => new(Vector512.ConditionalSelect(mask._value, ifTrue._value, ifFalse._value));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Float512 ShiftBitsLeft(Float512 x, int count) => new((x._value.AsInt32() << count).AsSingle());
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Float512 AddBits(Float512 x, Float512 y) => new((x._value.AsInt32() + y._value.AsInt32()).AsSingle());
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float SumAcross(Float512 x) => Vector512.Sum(x._value);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float MaxAcross(Float512 x) =>
         Float256.MaxAcross(new Float256(Vector256.Max(x._value.GetLower(), x._value.GetUpper())));
 }
@@ -270,6 +360,14 @@ internal readonly unsafe struct StoreElements(float* destination) : IElementSink
 /// </summary>
 internal static unsafe class Simd
 {
+    /// <summary>
+    /// How every per-width loop is compiled: fully optimised on first call, so a kernel's one long loop never runs in
+    /// tier-0 code where each operator call stays a call; and never inlined, so each loop is its own JIT root whose
+    /// inlining budget covers the whole operator (inlined into a caller, a large operator such as GELU exhausts the
+    /// caller's budget and its vector helpers stay calls, ~30x slower).
+    /// </summary>
+    private const MethodImplOptions KernelLoop = MethodImplOptions.AggressiveOptimization | MethodImplOptions.NoInlining;
+
     /// <summary>d[i] = TOp(x[i]).</summary>
     public static void Map<TOp>(float* x, float* d, long n) where TOp : IUnaryOperator
     {
@@ -314,6 +412,17 @@ internal static unsafe class Simd
         MapBlocks<FloatScalar, TOp, TX, TY, TZ, TW>(x, y, z, w, d, i, n);
     }
 
+    /// <summary>
+    /// d[i] = TOp(x[i * xStride], y[i * yStride]), one float at a time: the fallback for operands that are neither
+    /// contiguous nor broadcast (e.g. transposed views).
+    /// </summary>
+    [MethodImpl(KernelLoop)]
+    public static void MapStrided<TOp>(float* x, long xStride, float* y, long yStride, float* d, long n) where TOp : IBinaryOperator
+    {
+        for (long i = 0; i < n; i++)
+            FloatScalar.Store(TOp.Invoke(FloatScalar.Load(x + i * xStride), FloatScalar.Load(y + i * yStride)), d + i);
+    }
+
     /// <summary>Reduces TTransform(x[i], y) over i with TAggregate; <paramref name="sink"/> sees each transformed element.</summary>
     public static float Aggregate<TTransform, TAggregate, TSink>(float* x, float y, TSink sink, long n)
         where TTransform : IBinaryOperator where TAggregate : IAggregationOperator where TSink : struct, IElementSink
@@ -331,7 +440,7 @@ internal static unsafe class Simd
         where TTransform : IBinaryOperator where TAggregate : IAggregationOperator =>
         Aggregate<TTransform, TAggregate, DiscardElements>(x, y, default, n);
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    [MethodImpl(KernelLoop)]
     private static long MapBlocks<TV, TOp>(float* x, float* d, long i, long n)
         where TV : unmanaged, IFloatVector<TV> where TOp : IUnaryOperator
     {
@@ -340,7 +449,7 @@ internal static unsafe class Simd
         return i;
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    [MethodImpl(KernelLoop)]
     private static long MapBlocks<TV, TOp, TX, TY>(TX x, TY y, float* d, long i, long n)
         where TV : unmanaged, IFloatVector<TV> where TOp : IBinaryOperator where TX : struct, IOperand where TY : struct, IOperand
     {
@@ -349,7 +458,7 @@ internal static unsafe class Simd
         return i;
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    [MethodImpl(KernelLoop)]
     private static long MapBlocks<TV, TOp, TX, TY, TZ>(TX x, TY y, TZ z, float* d, long i, long n)
         where TV : unmanaged, IFloatVector<TV> where TOp : ITernaryOperator
         where TX : struct, IOperand where TY : struct, IOperand where TZ : struct, IOperand
@@ -359,7 +468,7 @@ internal static unsafe class Simd
         return i;
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    [MethodImpl(KernelLoop)]
     private static long MapBlocks<TV, TOp, TX, TY, TZ, TW>(TX x, TY y, TZ z, TW w, float* d, long i, long n)
         where TV : unmanaged, IFloatVector<TV> where TOp : IQuaternaryOperator
         where TX : struct, IOperand where TY : struct, IOperand where TZ : struct, IOperand where TW : struct, IOperand
@@ -370,7 +479,7 @@ internal static unsafe class Simd
     }
 
     /// <summary>Four independent accumulators hide the add latency and keep partial sums short.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    [MethodImpl(KernelLoop)]
     private static float AggregateBlocks<TV, TTransform, TAggregate, TSink>(float* x, float y, TSink sink, ref long i, long n)
         where TV : unmanaged, IFloatVector<TV> where TTransform : IBinaryOperator where TAggregate : IAggregationOperator
         where TSink : struct, IElementSink
@@ -437,43 +546,52 @@ internal static unsafe class Simd
 /// <summary>x, ignoring y: turns a transform-then-reduce into a plain reduction.</summary>
 internal readonly struct FirstOperator : IBinaryOperator
 {
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static TV Invoke<TV>(TV x, TV y) where TV : unmanaged, IFloatVector<TV> => x;
 }
 
 /// <summary>x + y; also the sum aggregation.</summary>
 internal readonly struct AddOperator : IAggregationOperator
 {
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static TV Invoke<TV>(TV x, TV y) where TV : unmanaged, IFloatVector<TV> => x + y;
     public static float Identity => 0f;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float Across<TV>(TV x) where TV : unmanaged, IFloatVector<TV> => TV.SumAcross(x);
 }
 
 /// <summary>IEEE max(x, y); also the max aggregation.</summary>
 internal readonly struct MaxOperator : IAggregationOperator
 {
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static TV Invoke<TV>(TV x, TV y) where TV : unmanaged, IFloatVector<TV> => TV.Max(x, y);
     public static float Identity => float.NegativeInfinity;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float Across<TV>(TV x) where TV : unmanaged, IFloatVector<TV> => TV.MaxAcross(x);
 }
 
 internal readonly struct SubtractOperator : IBinaryOperator
 {
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static TV Invoke<TV>(TV x, TV y) where TV : unmanaged, IFloatVector<TV> => x - y;
 }
 
 internal readonly struct MultiplyOperator : IBinaryOperator
 {
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static TV Invoke<TV>(TV x, TV y) where TV : unmanaged, IFloatVector<TV> => x * y;
 }
 
 internal readonly struct DivideOperator : IBinaryOperator
 {
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static TV Invoke<TV>(TV x, TV y) where TV : unmanaged, IFloatVector<TV> => x / y;
 }
 
 /// <summary>(x - y)²: with y the mean, the terms of a two-pass variance; with y = 0, squares.</summary>
 internal readonly struct SquaredDifferenceOperator : IBinaryOperator
 {
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static TV Invoke<TV>(TV x, TV y) where TV : unmanaged, IFloatVector<TV>
     {
         TV d = x - y;
@@ -484,6 +602,7 @@ internal readonly struct SquaredDifferenceOperator : IBinaryOperator
 /// <summary>x * y + z.</summary>
 internal readonly struct MultiplyAddOperator : ITernaryOperator
 {
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static TV Invoke<TV>(TV x, TV y, TV z) where TV : unmanaged, IFloatVector<TV> => TV.MultiplyAdd(x, y, z);
 }
 
@@ -494,6 +613,7 @@ internal readonly struct MultiplyAddOperator : ITernaryOperator
 /// </summary>
 internal readonly struct NormalizeOperator<TActivation> : IQuaternaryOperator where TActivation : IUnaryOperator
 {
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static TV Invoke<TV>(TV x, TV mean, TV scale, TV shift) where TV : unmanaged, IFloatVector<TV> =>
         TActivation.Invoke(TV.MultiplyAdd(x - mean, scale, shift));
 }
@@ -501,5 +621,6 @@ internal readonly struct NormalizeOperator<TActivation> : IQuaternaryOperator wh
 /// <summary>x unchanged; the "no activation" case of fused kernels.</summary>
 internal readonly struct IdentityOperator : IUnaryOperator
 {
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static TV Invoke<TV>(TV x) where TV : unmanaged, IFloatVector<TV> => x;
 }

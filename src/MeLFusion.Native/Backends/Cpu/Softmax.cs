@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using MeLFusion.Native.Ops;
 using MeLFusion.Native.Runtime;
 
@@ -28,5 +29,6 @@ public sealed partial class CpuBackend : IKernel<SoftmaxOp>
 /// <summary>e^(x - y): softmax numerators with y the row maximum, so every exponent is at most 0.</summary>
 internal readonly struct ExpOfDifferenceOperator : IBinaryOperator
 {
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static TV Invoke<TV>(TV x, TV y) where TV : unmanaged, IFloatVector<TV> => SimdMath.Exp(x - y);
 }
