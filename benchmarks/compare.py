@@ -29,7 +29,7 @@ def ours_ms(benchmark):
     subprocess.run(["dotnet", "run", "-c", "Release", "--no-build", "--project", PROJECT, "--",
                     "--filter", "*" + benchmark, "--exporters", "json", "--artifacts", out],
                    check=True, stdout=subprocess.DEVNULL)
-    reports = glob.glob(os.path.join(out, "results", "*-report-full.json"))
+    reports = glob.glob(os.path.join(out, "results", "*-report-full*.json"))
     for report in reports:
         for b in json.load(open(report))["Benchmarks"]:
             if b["FullName"].endswith(benchmark):

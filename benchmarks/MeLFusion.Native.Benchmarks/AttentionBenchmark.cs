@@ -1,5 +1,4 @@
 using BenchmarkDotNet.Attributes;
-using MeLFusion.Native.Backends.Cpu;
 using MeLFusion.Native.Ops;
 using MeLFusion.Native.Runtime;
 
@@ -11,36 +10,21 @@ namespace MeLFusion.Native.Benchmarks;
 /// (k, v [1, 77, 320] with a key padding mask). PyTorch 1.13 reference, same box, torch.set_num_threads(2):
 /// softmax(q·kᵀ·scale)·v per head.
 /// </summary>
-[SimpleJob(warmupCount: 2, iterationCount: 5)]
-public class AttentionBenchmark
+public class AttentionBenchmark : PlanBenchmark
 {
     private const int Tokens = 4096, TextTokens = 77, RealTextTokens = 20, Heads = 5, HeadDim = 64;
     private const int Channels = Heads * HeadDim;
 
-    private CpuBackend _backend = null!;
-    private ExecutionPlan _selfAttention = null!;
-    private ExecutionPlan _crossAttention = null!;
+    private ExecutionPlan _selfAttention = null!, _crossAttention = null!;
 
     [GlobalSetup]
     public void Setup()
     {
-        _backend = new CpuBackend();
-        var random = new Random(42);
-
-        var g = new GraphBuilder();
-        g.Output("out", g.Attention(g.Input("q", DType.F32, 1, Tokens, Channels), g.Input("k", DType.F32, 1, Tokens, Channels),
-            g.Input("v", DType.F32, 1, Tokens, Channels), Heads));
-        _selfAttention = g.Compile(_backend);
-        foreach (string name in new[] { "q", "k", "v" })
-            _selfAttention.SetInput<float>(name, RandomValues(random, Tokens * Channels));
-
-        g = new GraphBuilder();
-        g.Output("out", g.Attention(g.Input("q", DType.F32, 1, Tokens, Channels), g.Input("k", DType.F32, 1, TextTokens, Channels),
-            g.Input("v", DType.F32, 1, TextTokens, Channels), Heads, keyPaddingMask: g.Input("mask", DType.I32, 1, TextTokens)));
-        _crossAttention = g.Compile(_backend);
-        _crossAttention.SetInput<float>("q", RandomValues(random, Tokens * Channels));
-        _crossAttention.SetInput<float>("k", RandomValues(random, TextTokens * Channels));
-        _crossAttention.SetInput<float>("v", RandomValues(random, TextTokens * Channels));
+        _selfAttention = Compile(g => g.Output("out", g.Attention(g.Input("q", DType.F32, 1, Tokens, Channels),
+            g.Input("k", DType.F32, 1, Tokens, Channels), g.Input("v", DType.F32, 1, Tokens, Channels), Heads)));
+        _crossAttention = Compile(g => g.Output("out", g.Attention(g.Input("q", DType.F32, 1, Tokens, Channels),
+            g.Input("k", DType.F32, 1, TextTokens, Channels), g.Input("v", DType.F32, 1, TextTokens, Channels), Heads,
+            keyPaddingMask: g.Input("mask", DType.I32, 1, TextTokens))));
         _crossAttention.SetInput<int>("mask", Enumerable.Range(0, TextTokens).Select(i => i < RealTextTokens ? 1 : 0).ToArray());
     }
 
@@ -49,19 +33,4 @@ public class AttentionBenchmark
 
     [Benchmark]
     public void CrossAttention4096x77() => _crossAttention.Run();
-
-    [GlobalCleanup]
-    public void Cleanup()
-    {
-        _selfAttention.Dispose();
-        _crossAttention.Dispose();
-        _backend.Dispose();
-    }
-
-    private static float[] RandomValues(Random random, int count)
-    {
-        var values = new float[count];
-        for (int i = 0; i < values.Length; i++) values[i] = (float)(random.NextDouble() * 2 - 1);
-        return values;
-    }
 }
