@@ -37,7 +37,7 @@ internal enum GemmKernel
 /// threads; each task packs an MC-tall block of A (alpha folded in) into MR-tall micro-panels and sweeps a
 /// register-blocked MR×NR micro-kernel over it, every B micro-panel against the whole A block. Packed panels are read
 /// sequentially from L1/L2 and the kernel does nothing but FMAs on registers (on Zen 4, about 97% of the FMA peak on
-/// its own and ~87% per core over a whole 2048³ GEMM). Edge tiles run the same kernel on zero-padded panels into a scratch tile. Packing
+/// its own and about 90% per core over a whole 2048³ GEMM). Edge tiles run the same kernel on zero-padded panels into a scratch tile. Packing
 /// buffers come from a pool, so steady-state calls allocate nothing.
 /// </summary>
 public static unsafe class CpuGemm
