@@ -61,7 +61,8 @@ def main():
     case(tensors, meta, "cross_d80_fully_masked", gen, 2, 5, 130, 1, 80, mask=padding_mask([77, 0], 130), q_gain=2.0)
     # Large head dim, single query, no mask.
     case(tensors, meta, "cross_d160_one_query", gen, 2, 1, 5, 1, 160)
-    case(tensors, meta, "self_d160", gen, 2, 5, 5, 1, 160, q_gain=3.0)
+    # Large head dim over two query and two key tiles (GPU kernels tile D=160 at 16x16), padded keys.
+    case(tensors, meta, "self_d160", gen, 1, 17, 17, 1, 160, mask=padding_mask([15], 17), q_gain=3.0)
     # Odd head dim and key count (register-block tails), explicit scale, scores near 100 that overflow a naive exp.
     case(tensors, meta, "cross_d13_large_scores", gen, 2, 9, 70, 3, 13, scale=0.75, offset=3.0)
     save_fixture("attention", tensors, meta)

@@ -17,7 +17,7 @@ public class AttentionTests
     public static TheoryData<int> VectorBits => new() { 512, 256, 128, 32 };
 
     [Theory]
-    [MemberData(nameof(TestBackends.Names), MemberType = typeof(TestBackends))]
+    [MemberData(nameof(TestBackends.Supporting), typeof(AttentionOp), MemberType = typeof(TestBackends))]
     public void MatchesTorchReference(string backendName)
     {
         using var backend = TestBackends.Create(backendName);
@@ -34,7 +34,7 @@ public class AttentionTests
     }
 
     [Theory]
-    [MemberData(nameof(TestBackends.Names), MemberType = typeof(TestBackends))]
+    [MemberData(nameof(TestBackends.Supporting), typeof(AttentionOp), MemberType = typeof(TestBackends))]
     public void FullyMaskedRowsAreExactlyZero(string backendName)
     {
         using var fixture = Fixture.Open("attention");
