@@ -14,7 +14,7 @@ public class Conv2dTests
     private const float WinogradTolerance = 1e-4f;
 
     [Theory]
-    [MemberData(nameof(TestBackends.Names), MemberType = typeof(TestBackends))]
+    [MemberData(nameof(TestBackends.Supporting), typeof(Conv2dOp), MemberType = typeof(TestBackends))]
     public void MatchesTorch(string backend)
     {
         using var fixture = Fixture.Open("conv2d");
@@ -36,7 +36,7 @@ public class Conv2dTests
 
     /// <summary>The residual is an intermediate that dies at the conv: the planner gives its memory to the output.</summary>
     [Theory]
-    [MemberData(nameof(TestBackends.Names), MemberType = typeof(TestBackends))]
+    [MemberData(nameof(TestBackends.Supporting), typeof(Conv2dOp), MemberType = typeof(TestBackends))]
     public void ResidualInPlace(string backend)
     {
         using var fixture = Fixture.Open("conv2d");
