@@ -21,6 +21,9 @@ public partial class KernelInventoryTests(ITestOutputHelper output)
         "activation_f32", "geglu_f32",                                                        // activations.cu
         "adaptive_avg_pool_f32",                                                              // adaptive_avg_pool.cu
         "concat_rows_b1", "concat_rows_b2", "concat_rows_b4", "concat_rows_b8", "concat_rows_b16", // concat.cu
+        "conv1d_f32",                                                                         // conv1d.cu
+        "conv2d_f32",                                                                         // conv2d.cu
+        "conv_transpose1d_f32",                                                               // conv_transpose1d.cu
         "copy_strided_b2", "copy_strided_b4", "copy_strided_b8",                              // copy.cu
         "binary_f32", "scalar_f32",                                                           // elementwise.cu
         "embedding_check_i32", "embedding_check_i64", "embedding_gather_i32_b2", "embedding_gather_i32_b4",

@@ -15,7 +15,7 @@ public class Conv2dTests
     private const float WinogradTolerance = 5e-5f;
 
     [Theory]
-    [MemberData(nameof(TestBackends.Names), MemberType = typeof(TestBackends))]
+    [MemberData(nameof(TestBackends.Supporting), typeof(Conv2dOp), MemberType = typeof(TestBackends))]
     public void MatchesTorch(string backend)
     {
         using var fixture = Fixture.Open("conv2d");
@@ -66,7 +66,7 @@ public class Conv2dTests
 
     /// <summary>The residual is an intermediate that dies at the conv: the planner gives its memory to the output.</summary>
     [Theory]
-    [MemberData(nameof(TestBackends.Names), MemberType = typeof(TestBackends))]
+    [MemberData(nameof(TestBackends.Supporting), typeof(Conv2dOp), MemberType = typeof(TestBackends))]
     public void ResidualInPlace(string backend)
     {
         using var fixture = Fixture.Open("conv2d");
