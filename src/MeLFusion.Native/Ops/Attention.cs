@@ -66,10 +66,6 @@ public sealed class AttentionOp : Op<AttentionOp>
         }
         return new TensorDesc(DType.F32, new TensorShape(batch, q.Shape[1], channels));
     }
-
-    /// <summary>The CPU kernel's per-worker tile scratch (packed queries, scores, output accumulator).</summary>
-    public override long WorkspaceBytes(ReadOnlySpan<TensorDesc> inputs, TensorDesc output) =>
-        CpuParallel.Workers * FlashAttention.ScratchFloatsPerWorker(HeadDim(inputs)) * sizeof(float);
 }
 
 public static class AttentionGraphExtensions

@@ -48,9 +48,6 @@ public sealed class StftMagnitudeOp : Op<StftMagnitudeOp>
             throw Invalid(Name, $"wave {wave.Shape} is too short for reflect padding of nFft/2 = {NFft / 2}; need T > {NFft / 2}");
         return new TensorDesc(DType.F32, new TensorShape(wave.Shape[0], Bins, FrameCount(samples)));
     }
-
-    public override long WorkspaceBytes(ReadOnlySpan<TensorDesc> inputs, TensorDesc output) =>
-        StftKernel.WorkspaceBytes(Fft, output.Shape[0], output.Shape[2]);
 }
 
 /// <summary>

@@ -62,10 +62,6 @@ public sealed class Conv2dOp : Op<Conv2dOp>
         ConvValidation.Epilogue(Name, inputs, BiasIndex, ResidualIndex, output);
         return output;
     }
-
-    /// <summary>The CPU kernel's scratch: Winograd transforms, or an im2col chunk and its GEMM result.</summary>
-    public override long WorkspaceBytes(ReadOnlySpan<TensorDesc> inputs, TensorDesc output) =>
-        Conv2dPlan.Create(Geometry(inputs[0].Shape, inputs[1].Shape)).WorkspaceFloats * sizeof(float);
 }
 
 /// <summary>
@@ -125,10 +121,6 @@ public sealed class Conv1dOp : Op<Conv1dOp>
         ConvValidation.Epilogue(Name, inputs, BiasIndex, ResidualIndex, output);
         return output;
     }
-
-    /// <summary>The CPU kernel's scratch: an im2col chunk and its GEMM result (none for the direct kernel).</summary>
-    public override long WorkspaceBytes(ReadOnlySpan<TensorDesc> inputs, TensorDesc output) =>
-        Conv1dPlan.Create(Geometry(inputs[0].Shape, inputs[1].Shape), InputLeakySlope.HasValue).WorkspaceFloats * sizeof(float);
 }
 
 /// <summary>
@@ -180,10 +172,6 @@ public sealed class ConvTranspose1dOp : Op<ConvTranspose1dOp>
         ConvValidation.Epilogue(Name, inputs, HasBias ? 2 : -1, -1, output);
         return output;
     }
-
-    /// <summary>The CPU kernel's scratch: weights repacked per tap, an input window and the per-phase results.</summary>
-    public override long WorkspaceBytes(ReadOnlySpan<TensorDesc> inputs, TensorDesc output) =>
-        ConvTranspose1dPlan.Create(Geometry(inputs[0].Shape, inputs[1].Shape)).WorkspaceFloats * sizeof(float);
 }
 
 /// <summary>Checks shared by the convolution ops; messages name the op and the offending shapes.</summary>

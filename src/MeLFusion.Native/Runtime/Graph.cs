@@ -169,5 +169,5 @@ public sealed class GraphBuilder
     }
 
     /// <summary>Plans memory and binds every node to <paramref name="backend"/>'s kernels.</summary>
-    public ExecutionPlan Compile(IBackend backend) => new(this, backend, MemoryPlanner.Plan(this));
+    public ExecutionPlan Compile(IBackend backend) => new(this, backend, MemoryPlanner.Plan(this, backend));
 }

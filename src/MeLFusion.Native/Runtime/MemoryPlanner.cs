@@ -40,7 +40,8 @@ public static class MemoryPlanner
 {
     public const int Alignment = 256;
 
-    public static MemoryPlan Plan(GraphBuilder graph)
+    /// <summary>Plans <paramref name="graph"/>; workspaces are sized for <paramref name="backend"/>'s kernels (the ops' own sizes when null).</summary>
+    public static MemoryPlan Plan(GraphBuilder graph, IBackend? backend = null)
     {
         var values = graph.Values;
         var nodes = graph.Nodes;
@@ -119,7 +120,7 @@ public static class MemoryPlanner
         foreach (var node in nodes)
         {
             var inputs = node.Inputs.Select(i => i.Desc).ToArray();
-            long ws = workspaceBytes[node.Index] = node.Op.WorkspaceBytes(inputs, node.Output.Desc);
+            long ws = workspaceBytes[node.Index] = node.Op.WorkspaceBytesOn(backend, inputs, node.Output.Desc);
             if (ws <= 0) continue;
             var s = new Storage(node.Index, node.Index, ws);
             workspaceStorage[node.Index] = s;

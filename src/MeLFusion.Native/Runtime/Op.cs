@@ -19,8 +19,14 @@ public abstract class Op
     /// <summary>Validates the inputs and returns the output's dtype and (contiguous) dims.</summary>
     public abstract TensorDesc InferOutput(ReadOnlySpan<TensorDesc> inputs);
 
-    /// <summary>Scratch bytes the op needs while it runs; planned in the arena like any intermediate.</summary>
+    /// <summary>
+    /// Scratch bytes the op's algorithm needs on every backend (planned in the arena like any intermediate). Scratch
+    /// that only one backend's kernel needs is that backend's answer through <see cref="IKernelWorkspace{TOp}"/>.
+    /// </summary>
     public virtual long WorkspaceBytes(ReadOnlySpan<TensorDesc> inputs, TensorDesc output) => 0;
+
+    /// <summary>The scratch bytes on <paramref name="backend"/>: its kernel's own answer where it gives one.</summary>
+    internal abstract long WorkspaceBytesOn(IBackend? backend, ReadOnlySpan<TensorDesc> inputs, TensorDesc output);
 
     /// <summary>Index of an input whose memory the output may overwrite, or -1. Legal only for same-size outputs.</summary>
     public virtual int InPlaceInput => -1;
@@ -42,6 +48,9 @@ public abstract class Op<TSelf> : Op where TSelf : Op<TSelf>
             throw new NotSupportedException($"backend '{backend.Name}' has no kernel for op '{Name}'");
         return new BoundNode<TSelf>(kernel, (TSelf)this, inputs, output, workspace);
     }
+
+    internal sealed override long WorkspaceBytesOn(IBackend? backend, ReadOnlySpan<TensorDesc> inputs, TensorDesc output) =>
+        backend is IKernelWorkspace<TSelf> kernel ? kernel.WorkspaceBytes((TSelf)this, inputs, output) : WorkspaceBytes(inputs, output);
 }
 
 /// <summary>The arguments of one kernel call: resolved input, output and workspace tensors.</summary>
@@ -61,6 +70,15 @@ public readonly struct KernelArgs
     public Tensor Output { get; }
     /// <summary>Scratch memory of <see cref="Op.WorkspaceBytes"/> bytes (an empty U8-like F32 view when none).</summary>
     public Tensor Workspace { get; }
+}
+
+/// <summary>
+/// A backend whose kernel for <typeparamref name="TOp"/> needs scratch memory of its own (tiles, packed panels,
+/// transforms); the planner reserves it in the arena. Replaces <see cref="Op.WorkspaceBytes"/> on that backend.
+/// </summary>
+public interface IKernelWorkspace<in TOp> where TOp : Op
+{
+    long WorkspaceBytes(TOp op, ReadOnlySpan<TensorDesc> inputs, TensorDesc output);
 }
 
 /// <summary>A backend's implementation of <typeparamref name="TOp"/>.</summary>

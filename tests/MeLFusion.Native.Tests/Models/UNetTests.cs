@@ -294,7 +294,7 @@ public sealed class UNetTests(ITestOutputHelper output)
                 // Every reference tensor is a graph constant, and nothing else is; the alphas are read at build time.
                 Assert.Empty(shapes.Keys.Except(used));
                 Assert.Empty(used.Except(shapes.Keys));
-                var plan = MemoryPlanner.Plan(g);
+                var plan = MemoryPlanner.Plan(g, backend); // the CPU kernels' workspaces included
                 var widest = g.Nodes.MaxBy(n => plan.WorkspaceBytes[n.Index])!;
                 output.WriteLine($"Tango UNet, batch {batch}: {g.Nodes.Count} nodes, {plan}; largest workspace "
                     + $"{plan.WorkspaceBytes[widest.Index] / 1048576.0:F1} MiB ({widest.Op.Name} of {widest.Inputs[0].Shape} by {widest.Inputs[1].Shape})");

@@ -60,7 +60,8 @@ public class StftTests
         var waveShape = fixture.Shape($"{name}.wave");
         var expected = fixture.F32($"{name}.magnitude");
         var output = op.InferOutput([new TensorDesc(DType.F32, new TensorShape(waveShape))]);
-        long workspaceBytes = op.WorkspaceBytes([new TensorDesc(DType.F32, new TensorShape(waveShape))], output);
+        using var cpu = new MeLFusion.Native.Backends.Cpu.CpuBackend();
+        long workspaceBytes = cpu.WorkspaceBytes(op, [new TensorDesc(DType.F32, new TensorShape(waveShape))], output);
         float* workspace = (float*)NativeMemory.AlignedAlloc((nuint)workspaceBytes, 64);
         try
         {

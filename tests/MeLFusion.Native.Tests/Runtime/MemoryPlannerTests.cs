@@ -1,4 +1,5 @@
 using MeLFusion.Native.Backends.Cpu;
+using MeLFusion.Native.Ops;
 using MeLFusion.Native.Runtime;
 
 namespace MeLFusion.Native.Tests.Runtime;
@@ -172,6 +173,19 @@ public class MemoryPlannerTests
         using var cts = new CancellationTokenSource();
         cts.Cancel();
         Assert.Throws<OperationCanceledException>(() => plan.Run(cts.Token));
+    }
+
+    [Fact]
+    public void WorkspacesAreSizedForTheBackendThatRunsThem()
+    {
+        var g = new GraphBuilder();
+        var x = g.Input("x", DType.F32, 1, 32, 16, 16);
+        g.Output("y", g.Conv2d(x, g.Input("w", DType.F32, 32, 32, 3, 3), padding: 1));
+        var conv = g.Nodes.Single(n => n.Op.Name == "conv2d").Index;
+        using var cpu = new CpuBackend();
+        using var emulated = new MeLFusion.Native.Backends.CudaEmulated.CudaEmulatedBackend();
+        Assert.True(MemoryPlanner.Plan(g, cpu).WorkspaceBytes[conv] > 0); // Winograd transforms
+        Assert.Equal(0, MemoryPlanner.Plan(g, emulated).WorkspaceBytes[conv]); // implicit GEMM needs none
     }
 
     [Fact]

@@ -5,8 +5,12 @@ using MeLFusion.Native.Runtime;
 
 namespace MeLFusion.Native.Backends.Cpu;
 
-public sealed partial class CpuBackend : IKernel<AttentionOp>
+public sealed partial class CpuBackend : IKernel<AttentionOp>, IKernelWorkspace<AttentionOp>
 {
+    /// <summary>Per-worker tile scratch: packed queries, scores, output accumulator.</summary>
+    public long WorkspaceBytes(AttentionOp op, ReadOnlySpan<TensorDesc> inputs, TensorDesc output) =>
+        CpuParallel.Workers * FlashAttention.ScratchFloatsPerWorker(op.HeadDim(inputs)) * sizeof(float);
+
     /// <summary>
     /// Widest SIMD vector, in bits, the attention kernel may use: 512, 256, 128, or anything lower for scalar code.
     /// The widest accelerated width not above it is chosen; tests lower it to cover the narrow paths.

@@ -45,8 +45,12 @@ internal readonly record struct Conv1dPlan(Conv1dAlgorithm Algorithm, Conv1dGeom
     }
 }
 
-public sealed partial class CpuBackend : IKernel<Conv1dOp>
+public sealed partial class CpuBackend : IKernel<Conv1dOp>, IKernelWorkspace<Conv1dOp>
 {
+    /// <summary>An im2col chunk and its GEMM result (none for the direct kernel).</summary>
+    public long WorkspaceBytes(Conv1dOp op, ReadOnlySpan<TensorDesc> inputs, TensorDesc output) =>
+        Conv1dPlan.Create(op.Geometry(inputs[0].Shape, inputs[1].Shape), op.InputLeakySlope.HasValue).WorkspaceFloats * sizeof(float);
+
     public unsafe void Execute(Conv1dOp op, in KernelArgs args)
     {
         var x = args.Input(0);

@@ -49,8 +49,12 @@ internal readonly record struct Conv2dPlan(Conv2dAlgorithm Algorithm, Conv2dGeom
     }
 }
 
-public sealed partial class CpuBackend : IKernel<Conv2dOp>
+public sealed partial class CpuBackend : IKernel<Conv2dOp>, IKernelWorkspace<Conv2dOp>
 {
+    /// <summary>Winograd transforms, or an im2col chunk and its GEMM result.</summary>
+    public long WorkspaceBytes(Conv2dOp op, ReadOnlySpan<TensorDesc> inputs, TensorDesc output) =>
+        Conv2dPlan.Create(op.Geometry(inputs[0].Shape, inputs[1].Shape)).WorkspaceFloats * sizeof(float);
+
     public unsafe void Execute(Conv2dOp op, in KernelArgs args)
     {
         var x = args.Input(0);

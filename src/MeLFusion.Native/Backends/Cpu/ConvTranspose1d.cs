@@ -44,8 +44,12 @@ internal readonly record struct ConvTranspose1dPlan(Conv1dGeometry Geometry, int
     public long PhaseOffset => WindowOffset + (long)Geometry.InChannels * WindowStride;
 }
 
-public sealed partial class CpuBackend : IKernel<ConvTranspose1dOp>
+public sealed partial class CpuBackend : IKernel<ConvTranspose1dOp>, IKernelWorkspace<ConvTranspose1dOp>
 {
+    /// <summary>Weights repacked per tap, an input window and the per-phase results.</summary>
+    public long WorkspaceBytes(ConvTranspose1dOp op, ReadOnlySpan<TensorDesc> inputs, TensorDesc output) =>
+        ConvTranspose1dPlan.Create(op.Geometry(inputs[0].Shape, inputs[1].Shape)).WorkspaceFloats * sizeof(float);
+
     public unsafe void Execute(ConvTranspose1dOp op, in KernelArgs args)
     {
         var x = args.Input(0);

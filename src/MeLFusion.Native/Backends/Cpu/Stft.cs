@@ -7,8 +7,12 @@ using MeLFusion.Native.Runtime;
 
 namespace MeLFusion.Native.Backends.Cpu;
 
-public sealed partial class CpuBackend : IKernel<StftMagnitudeOp>
+public sealed partial class CpuBackend : IKernel<StftMagnitudeOp>, IKernelWorkspace<StftMagnitudeOp>
 {
+    /// <summary>Per-worker blocks of frames, one frame per vector lane.</summary>
+    public long WorkspaceBytes(StftMagnitudeOp op, ReadOnlySpan<TensorDesc> inputs, TensorDesc output) =>
+        StftKernel.WorkspaceBytes(op.Fft, output.Shape[0], output.Shape[2]);
+
     public unsafe void Execute(StftMagnitudeOp op, in KernelArgs args)
     {
         var wave = args.Input(0);
