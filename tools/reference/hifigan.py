@@ -42,14 +42,19 @@ class Generator(nn.Module):
         return torch.tanh(self.conv_post(F.leaky_relu(x)))  # default slope 0.01, as AudioLDM
 
 
-seeded(21)
-config = dict(mels=8, rates=[5, 2, 2], kernels=[11, 4, 4], initial=32, rb_kernels=[3, 7], rb_dilations=[[1, 3, 5], [1, 3, 5]])
-model = Generator(**config).eval()
-mel = torch.randn(2, 8, 13)
-with torch.no_grad():
-    audio = model(mel)
-tensors = {k: v for k, v in model.state_dict().items()}
-tensors["input.mel"] = mel
-tensors["expected.audio"] = audio
-save_fixture("hifigan", tensors, {k: ",".join(map(str, v)) if isinstance(v, list) and not isinstance(v[0], list)
-                                  else str(v) for k, v in config.items()})
+def main():
+    seeded(21)
+    config = dict(mels=8, rates=[5, 2, 2], kernels=[11, 4, 4], initial=32, rb_kernels=[3, 7], rb_dilations=[[1, 3, 5], [1, 3, 5]])
+    model = Generator(**config).eval()
+    mel = torch.randn(2, 8, 13)
+    with torch.no_grad():
+        audio = model(mel)
+    tensors = {k: v for k, v in model.state_dict().items()}
+    tensors["input.mel"] = mel
+    tensors["expected.audio"] = audio
+    save_fixture("hifigan", tensors, {k: ",".join(map(str, v)) if isinstance(v, list) and not isinstance(v[0], list)
+                                      else str(v) for k, v in config.items()})
+
+
+if __name__ == "__main__":
+    main()

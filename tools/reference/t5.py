@@ -107,37 +107,42 @@ def random_weights(c):
     return w
 
 
-seeded(55)
-sp = spm.SentencePieceProcessor(model_file=os.path.join(FIXTURES, "tokenizer", "spiece.model"))
-assert sp.get_piece_size() == CONFIG["vocab"]
-prompts = [
-    "A calm jazz piece with piano and double bass.",
-    "An energetic electronic track: a bright synthesizer arpeggio over punchy drums and a deep bass line at 128 BPM.",
-    "",
-]
-# T5 tokenization: pieces, then EOS; padding="longest" with pad id 0 and mask 0.
-tokenized = [sp.encode(p) + [sp.eos_id()] for p in prompts]
-length = max(len(t) for t in tokenized)
-ids = torch.zeros(len(prompts), length, dtype=torch.long)
-mask = torch.zeros(len(prompts), length, dtype=torch.long)
-for row, tokens in enumerate(tokenized):
-    ids[row, :len(tokens)] = torch.tensor(tokens)
-    mask[row, :len(tokens)] = 1
+def main():
+    seeded(55)
+    sp = spm.SentencePieceProcessor(model_file=os.path.join(FIXTURES, "tokenizer", "spiece.model"))
+    assert sp.get_piece_size() == CONFIG["vocab"]
+    prompts = [
+        "A calm jazz piece with piano and double bass.",
+        "An energetic electronic track: a bright synthesizer arpeggio over punchy drums and a deep bass line at 128 BPM.",
+        "",
+    ]
+    # T5 tokenization: pieces, then EOS; padding="longest" with pad id 0 and mask 0.
+    tokenized = [sp.encode(p) + [sp.eos_id()] for p in prompts]
+    length = max(len(t) for t in tokenized)
+    ids = torch.zeros(len(prompts), length, dtype=torch.long)
+    mask = torch.zeros(len(prompts), length, dtype=torch.long)
+    for row, tokens in enumerate(tokenized):
+        ids[row, :len(tokens)] = torch.tensor(tokens)
+        mask[row, :len(tokens)] = 1
 
-weights = random_weights(CONFIG)
-with torch.no_grad():
-    hidden = encoder(weights, ids, mask, CONFIG)
+    weights = random_weights(CONFIG)
+    with torch.no_grad():
+        hidden = encoder(weights, ids, mask, CONFIG)
 
-relative = torch.arange(-200, 201)
-tensors = dict(weights)
-tensors["input.ids"] = ids.to(torch.int32)
-tensors["input.mask"] = mask.to(torch.int32)
-tensors["expected.hidden"] = hidden
-tensors["buckets.relative_position"] = relative.to(torch.int32)
-tensors["buckets.t5"] = relative_position_bucket(relative, 32, 128).to(torch.int32)
-tensors["buckets.small"] = relative_position_bucket(relative, 10, 20).to(torch.int32)
-meta = {k: v for k, v in CONFIG.items()}
-meta.update({f"prompt{i}": p for i, p in enumerate(prompts)})
-meta["prompts"] = len(prompts)
-save_fixture("t5", tensors, meta)
-print("sequence length", length, "hidden std", float(hidden.std()))
+    relative = torch.arange(-200, 201)
+    tensors = dict(weights)
+    tensors["input.ids"] = ids.to(torch.int32)
+    tensors["input.mask"] = mask.to(torch.int32)
+    tensors["expected.hidden"] = hidden
+    tensors["buckets.relative_position"] = relative.to(torch.int32)
+    tensors["buckets.t5"] = relative_position_bucket(relative, 32, 128).to(torch.int32)
+    tensors["buckets.small"] = relative_position_bucket(relative, 10, 20).to(torch.int32)
+    meta = {k: v for k, v in CONFIG.items()}
+    meta.update({f"prompt{i}": p for i, p in enumerate(prompts)})
+    meta["prompts"] = len(prompts)
+    save_fixture("t5", tensors, meta)
+    print("sequence length", length, "hidden std", float(hidden.std()))
+
+
+if __name__ == "__main__":
+    main()

@@ -118,20 +118,26 @@ class AutoencoderKL(nn.Module):
         self.quant_conv, self.post_quant_conv = nn.Conv2d(2 * z, 2 * z, 1), nn.Conv2d(z, z, 1)
 
 
-GROUPS = 4
-seeded(31)
-SCALE = 0.9227914214134216
-vae = AutoencoderKL(cin=1, ch=8, mult=[1, 2], blocks=1, z=4).eval()
-with torch.no_grad():
-    for p in vae.parameters():  # keep activations O(1) through the stack
-        p.mul_(0.5)
-    mel = torch.randn(2, 1, 12, 10)
-    moments = vae.quant_conv(vae.encoder(mel))
-    mean, logvar = moments.chunk(2, dim=1)
-    logvar = logvar.clamp(-30.0, 20.0)
-    scaled = torch.randn(2, 4, 6, 5)
-    decoded = vae.decoder(vae.post_quant_conv(scaled / SCALE))
-tensors = dict(vae.state_dict())
-tensors.update({"input.mel": mel, "expected.mean": mean, "expected.logvar": logvar, "input.latent": scaled,
-                "expected.decoded": decoded})
-save_fixture("vae", tensors, {"scale": SCALE, "groups": GROUPS})
+def main():
+    global GROUPS
+    GROUPS = 4
+    seeded(31)
+    SCALE = 0.9227914214134216
+    vae = AutoencoderKL(cin=1, ch=8, mult=[1, 2], blocks=1, z=4).eval()
+    with torch.no_grad():
+        for p in vae.parameters():  # keep activations O(1) through the stack
+            p.mul_(0.5)
+        mel = torch.randn(2, 1, 12, 10)
+        moments = vae.quant_conv(vae.encoder(mel))
+        mean, logvar = moments.chunk(2, dim=1)
+        logvar = logvar.clamp(-30.0, 20.0)
+        scaled = torch.randn(2, 4, 6, 5)
+        decoded = vae.decoder(vae.post_quant_conv(scaled / SCALE))
+    tensors = dict(vae.state_dict())
+    tensors.update({"input.mel": mel, "expected.mean": mean, "expected.logvar": logvar, "input.latent": scaled,
+                    "expected.decoded": decoded})
+    save_fixture("vae", tensors, {"scale": SCALE, "groups": GROUPS})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,4 +1,7 @@
 using System.CommandLine;
+using System.Diagnostics;
+using System.Text.Encodings.Web;
+using System.Text.Json;
 using MeLFusion.Native.Backends;
 using MeLFusion.Native.IO.Audio;
 using MeLFusion.Native.IO.Image;
@@ -23,19 +26,20 @@ public static class GenerateCommand
         var device = new Option<string>("--device") { Description = $"one of: {string.Join(", ", BackendFactory.Names)}", DefaultValueFactory = _ => "cpu" };
         var weights = new Option<DirectoryInfo?>("--weights") { Description = "weights directory (default: the repository's weights/)" };
         var output = new Option<FileInfo>("--out") { Description = "output WAV file", DefaultValueFactory = _ => new FileInfo("music.wav") };
+        var timingsJson = new Option<FileInfo?>("--timings-json") { Description = "also write the stage times, the time per diffusion step and the peak memory to this JSON file" };
         var command = new Command("generate", "Generate music from a prompt and optionally an image")
         {
-            text, image, seconds, steps, guidance, scheduler, seed, synapse, device, weights, output,
+            text, image, seconds, steps, guidance, scheduler, seed, synapse, device, weights, output, timingsJson,
         };
         command.SetAction((parse, cancellation) => Task.FromResult(Run(new Options(
             parse.GetValue(text)!, parse.GetValue(image), parse.GetValue(seconds), parse.GetValue(steps), parse.GetValue(guidance),
             parse.GetValue(scheduler), parse.GetValue(seed), parse.GetValue(synapse), parse.GetValue(device)!,
-            parse.GetValue(weights), parse.GetValue(output)!), cancellation)));
+            parse.GetValue(weights), parse.GetValue(output)!, parse.GetValue(timingsJson)), cancellation)));
         return command;
     }
 
     private sealed record Options(string Text, FileInfo? Image, double Seconds, int Steps, float Guidance, SamplerKind Sampler,
-        ulong Seed, SynapseMode Synapse, string Device, DirectoryInfo? Weights, FileInfo Output);
+        ulong Seed, SynapseMode Synapse, string Device, DirectoryInfo? Weights, FileInfo Output, FileInfo? TimingsJson);
 
     private static int Run(Options o, CancellationToken cancellation)
     {
@@ -72,6 +76,11 @@ public static class GenerateCommand
             double audioSeconds = (double)result.Audio.Length / result.SampleRate;
             AnsiConsole.MarkupLine($"wrote {Markup.Escape(o.Output.FullName)}: {audioSeconds:F2} s at {result.SampleRate} Hz " +
                 $"(real-time factor {result.Timings.Total.TotalSeconds / audioSeconds:F2})");
+            if (o.TimingsJson is not null)
+            {
+                WriteTimingsJson(o.TimingsJson.FullName, o, backend.Name, result, audioSeconds);
+                AnsiConsole.MarkupLine($"wrote {Markup.Escape(o.TimingsJson.FullName)}");
+            }
             return 0;
         }
         catch (OperationCanceledException)
@@ -85,6 +94,31 @@ public static class GenerateCommand
             Console.Error.WriteLine($"error: {e.Message}");
             return 1;
         }
+    }
+
+    /// <summary>
+    /// The run's timings for scripts (benchmarks/pipeline_compare.py): seconds per stage in run order, the diffusion
+    /// stage divided by the steps (one guided UNet step, batch 2, with the image UNet when there is an image), and the
+    /// process's peak resident memory (VmHWM on Linux, which also counts the native arenas of the plans).
+    /// </summary>
+    private static void WriteTimingsJson(string path, Options o, string device, GenerationResult result, double audioSeconds)
+    {
+        using var stream = File.Create(path);
+        using var json = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true, Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping });
+        json.WriteStartObject();
+        json.WriteString("device", device);
+        json.WriteNumber("steps", o.Steps);
+        json.WriteNumber("audio_seconds", audioSeconds);
+        json.WriteBoolean("image", o.Image is not null);
+        json.WriteString("synapse", o.Synapse.ToString());
+        json.WriteStartObject("stages");
+        foreach (var (stage, time) in result.Timings.Stages) json.WriteNumber(stage, time.TotalSeconds);
+        json.WriteEndObject();
+        var diffusion = result.Timings.Stages.FirstOrDefault(s => s.Stage == "diffusion").Time;
+        json.WriteNumber("unet_step", diffusion.TotalSeconds / o.Steps);
+        json.WriteNumber("total", result.Timings.Total.TotalSeconds);
+        json.WriteNumber("peak_rss_mib", Process.GetCurrentProcess().PeakWorkingSet64 / (1024.0 * 1024.0));
+        json.WriteEndObject();
     }
 }
 

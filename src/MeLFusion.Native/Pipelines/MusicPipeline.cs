@@ -54,7 +54,7 @@ public sealed record GenerationResult(float[] Audio, int SampleRate, StageTiming
 /// Text (+ image) → music: T5 text states for the prompt and the empty prompt; a latent sampled by a diffusion
 /// scheduler with classifier-free guidance, where each step runs one graph holding the image UNet (whose up-block
 /// cross-attention outputs are tapped) feeding the music UNet through the visual synapse; then the music VAE
-/// decoder and the HiFi-GAN vocoder. Noise comes from Philox, so a seed reproduces the output on a backend.
+/// decoder and the HiFi-GAN vocoder (two graphs, timed apart). Noise comes from Philox, so a seed reproduces the output on a backend.
 /// Graphs are compiled once per shape and reused across steps and calls.
 /// </summary>
 public sealed class MusicPipeline : IDisposable
@@ -143,11 +143,16 @@ public sealed class MusicPipeline : IDisposable
         Lap("diffusion");
 
         progress?.Invoke(new PipelineProgress("decode", 0, 1));
-        var decode = DecodePlan(frames, bins);
+        var decode = VaeDecodePlan(frames, bins);
         decode.SetInput<float>("latent", latent);
         decode.Run(cancellation);
-        var audio = decode.ReadOutput<float>("audio");
-        Lap("vae decoder + vocoder");
+        var mel = decode.ReadOutput<float>("mel");
+        Lap("vae decoder");
+        var vocode = VocoderPlan(mel.Length / c.Vocoder.MelChannels);
+        vocode.SetInput<float>("mel", mel);
+        vocode.Run(cancellation);
+        var audio = vocode.ReadOutput<float>("audio");
+        Lap("vocoder");
         int samples = (int)Math.Min(audio.Length, Math.Round(request.Seconds * c.SampleRate));
         return new GenerationResult(audio[..samples], c.SampleRate, new StageTimings(timings));
     }
@@ -281,16 +286,27 @@ public sealed class MusicPipeline : IDisposable
             return null;
         });
 
-    /// <summary>Latent → mel (music VAE decoder) → waveform (HiFi-GAN), one graph.</summary>
-    private ExecutionPlan DecodePlan(int frames, int bins) =>
-        Cached($"decode {frames}x{bins}", g =>
+    // The decoder and the vocoder are two graphs so that each is timed on its own; the mel between them is small
+    // (time × mel channels floats), so the host round trip costs next to nothing.
+
+    /// <summary>Latent → mel [time, mels] (music VAE decoder).</summary>
+    private ExecutionPlan VaeDecodePlan(int frames, int bins) =>
+        Cached($"vae decode {frames}x{bins}", g =>
         {
             var c = Config;
             var latent = g.Input("latent", DType.F32, 1, c.MusicVae.LatentChannels, frames, bins);
             var mel = new AutoencoderKl(c.MusicVae).Decode(g, _model.MusicVae, latent); // [1, 1, time, mels]
-            int time = mel.Shape[2], mels = mel.Shape[3];
-            var melByChannel = g.Permute(g.Reshape(mel, 1, time, mels), 0, 2, 1);
-            var audio = new HifiGan(c.Vocoder).Build(g, _model.Vocoder, melByChannel);
+            g.Output("mel", g.Reshape(mel, mel.Shape[2], mel.Shape[3]));
+            return null;
+        });
+
+    /// <summary>Mel [time, mels] → waveform (HiFi-GAN).</summary>
+    private ExecutionPlan VocoderPlan(int time) =>
+        Cached($"vocoder {time}", g =>
+        {
+            var c = Config;
+            var mel = g.Input("mel", DType.F32, 1, time, c.Vocoder.MelChannels);
+            var audio = new HifiGan(c.Vocoder).Build(g, _model.Vocoder, g.Permute(mel, 0, 2, 1));
             g.Output("audio", g.Reshape(audio, checked((int)audio.Shape.ElementCount)));
             return null;
         });
