@@ -20,7 +20,6 @@ public sealed class StftMagnitudeOp : Op<StftMagnitudeOp>
         NFft = nFft;
         Hop = hop;
         WinLength = winLength;
-        Fft = new RealFftPlan(nFft, winLength);
     }
 
     public int NFft { get; }
@@ -28,9 +27,6 @@ public sealed class StftMagnitudeOp : Op<StftMagnitudeOp>
     public int WinLength { get; }
     /// <summary>Frequency bins of the one-sided spectrum.</summary>
     public int Bins => NFft / 2 + 1;
-
-    /// <summary>Window, twiddle and bit-reversal tables, built once here so that runs only read them.</summary>
-    internal RealFftPlan Fft { get; }
 
     public override string Name => "stft_magnitude";
 

@@ -9,17 +9,23 @@ namespace MeLFusion.Native.Backends.Cpu;
 
 public sealed partial class CpuBackend : IKernel<StftMagnitudeOp>, IKernelWorkspace<StftMagnitudeOp>
 {
+    /// <summary>Window, twiddle and bit-reversal tables per op, built once (at planning) so that runs only read them.</summary>
+    private readonly ConditionalWeakTable<StftMagnitudeOp, RealFftPlan> _fftPlans = new();
+
+    internal RealFftPlan FftPlan(StftMagnitudeOp op) => _fftPlans.GetValue(op, o => new RealFftPlan(o.NFft, o.WinLength));
+
     /// <summary>Per-worker blocks of frames, one frame per vector lane.</summary>
     public long WorkspaceBytes(StftMagnitudeOp op, ReadOnlySpan<TensorDesc> inputs, TensorDesc output) =>
-        StftKernel.WorkspaceBytes(op.Fft, output.Shape[0], output.Shape[2]);
+        StftKernel.WorkspaceBytes(FftPlan(op), output.Shape[0], output.Shape[2]);
 
     public unsafe void Execute(StftMagnitudeOp op, in KernelArgs args)
     {
         var wave = args.Input(0);
         var output = args.Output;
-        var job = new StftKernel.Job(op.Fft, op.Hop, wave.Ptr<float>(), wave.Dim(0), wave.Dim(1),
+        var fft = FftPlan(op);
+        var job = new StftKernel.Job(fft, op.Hop, wave.Ptr<float>(), wave.Dim(0), wave.Dim(1),
             output.Ptr<float>(), output.Dim(2), args.Workspace.Ptr<float>());
-        if (Vector512.IsHardwareAccelerated && StftKernel.FitsWideBlocks(op.Fft))
+        if (Vector512.IsHardwareAccelerated && StftKernel.FitsWideBlocks(fft))
             StftKernel.Run<StftKernel.Lanes512, Vector512<float>>(job);
         else if (Vector256.IsHardwareAccelerated) StftKernel.Run<StftKernel.Lanes256, Vector256<float>>(job);
         else if (Vector128.IsHardwareAccelerated) StftKernel.Run<StftKernel.Lanes128, Vector128<float>>(job);
