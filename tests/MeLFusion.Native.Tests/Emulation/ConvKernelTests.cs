@@ -20,25 +20,19 @@ public class ConvKernelTests
     public void MatchesCpuBitwiseUnderEverySchedule(string name)
     {
         var (build, feeds) = Case(name);
-        var inOrder = Run(build, feeds, EmulatorSchedule.InOrder, threads: 1);
+        var inOrder = EmulatedDevice.RunGraph(build, feeds, EmulatorSchedule.InOrder, 23, 1);
         Assert.DoesNotContain(inOrder, float.IsNaN);
-        Assert.Equal(inOrder, Run(build, feeds, EmulatorSchedule.Reverse, threads: 2));
-        Assert.Equal(inOrder, Run(build, feeds, EmulatorSchedule.Random, threads: 3));
+        Assert.Equal(inOrder, EmulatedDevice.RunGraph(build, feeds, EmulatorSchedule.Reverse, 23, 2));
+        Assert.Equal(inOrder, EmulatedDevice.RunGraph(build, feeds, EmulatorSchedule.Random, 23, 3));
         // Same sums in another order (and, on cpu, Winograd for 3x3): the conv tests' tolerance covers both.
         Check.Close(OpRunner.Run("cpu", build, feeds), inOrder, 1e-4f, 1e-4f, name);
     }
 
-    private static float[] Run(Func<GraphBuilder, Value[], Value> build, OpRunner.Feed[] feeds, EmulatorSchedule schedule, int threads)
-    {
-        using var device = new EmulatedDevice(schedule, seed: 23, threads: threads);
-        return OpRunner.Run(device.Backend, build, feeds);
-    }
 
     private static (Func<GraphBuilder, Value[], Value> Build, OpRunner.Feed[] Feeds) Case(string name)
     {
         var random = new Random(name.Length * 104729);
-        OpRunner.Feed Feed(string input, params int[] shape) =>
-            new(input, shape, Enumerable.Range(0, shape.Aggregate(1, (a, b) => a * b)).Select(_ => (float)(random.NextDouble() * 2 - 1)).ToArray());
+        OpRunner.Feed Feed(string input, params int[] shape) => OpRunner.Feed.Uniform(random, 1f, input, shape);
         return name switch
         {
             // 70 channels (2 row tiles), 2·9·8 = 144 positions (3 column tiles), reduction 5·9 = 45 (3 steps).

@@ -2,6 +2,7 @@ using System.Runtime.InteropServices;
 using MeLFusion.Native.Backends.CudaEmulated;
 using MeLFusion.Native.Interop;
 using MeLFusion.Native.Runtime;
+using MeLFusion.Native.Tests.Support;
 
 namespace MeLFusion.Native.Tests.Emulation;
 
@@ -59,6 +60,13 @@ public sealed class EmulatedDevice : IDisposable
         var values = new T[tensor.ElementCount];
         Backend.CopyToHost(tensor.Data, MemoryMarshal.AsBytes(values.AsSpan()));
         return values;
+    }
+
+    /// <summary>Runs a graph on a fresh emulated device under <paramref name="schedule"/> spread over <paramref name="threads"/> OS threads.</summary>
+    public static float[] RunGraph(Func<GraphBuilder, Value[], Value> build, OpRunner.Feed[] feeds, EmulatorSchedule schedule, ulong seed, int threads)
+    {
+        using var device = new EmulatedDevice(schedule, seed, threads);
+        return OpRunner.Run(device.Backend, build, feeds);
     }
 
     public void Launch(string kernel, Dim3 grid, Dim3 block, uint sharedBytes, params ReadOnlySpan<LaunchArg> args) =>

@@ -20,10 +20,10 @@ public class KernelDeterminismTests
     public void BitwiseIdenticalUnderEverySchedule(string name)
     {
         var (build, feeds) = Case(name);
-        var inOrder = Run(build, feeds, EmulatorSchedule.InOrder, threads: 1);
+        var inOrder = EmulatedDevice.RunGraph(build, feeds, EmulatorSchedule.InOrder, 17, 1);
         Assert.DoesNotContain(inOrder, float.IsNaN);
-        Assert.Equal(inOrder, Run(build, feeds, EmulatorSchedule.Reverse, threads: 2));
-        Assert.Equal(inOrder, Run(build, feeds, EmulatorSchedule.Random, threads: 3));
+        Assert.Equal(inOrder, EmulatedDevice.RunGraph(build, feeds, EmulatorSchedule.Reverse, 17, 2));
+        Assert.Equal(inOrder, EmulatedDevice.RunGraph(build, feeds, EmulatorSchedule.Random, 17, 3));
         // And the same values as the CPU backend, within the op tests' tolerances.
         Check.Close(OpRunner.Run("cpu", build, feeds), inOrder, 1e-5f, 1e-5f, name);
     }
@@ -61,17 +61,11 @@ public class KernelDeterminismTests
         Assert.Equal([8f, 9f, 2f, 3f], good);
     }
 
-    private static float[] Run(Func<GraphBuilder, Value[], Value> build, OpRunner.Feed[] feeds, EmulatorSchedule schedule, int threads)
-    {
-        using var device = new EmulatedDevice(schedule, seed: 17, threads: threads);
-        return OpRunner.Run(device.Backend, build, feeds);
-    }
 
     private static (Func<GraphBuilder, Value[], Value> Build, OpRunner.Feed[] Feeds) Case(string name)
     {
         var random = new Random(name.Length * 7919);
-        OpRunner.Feed Feed(string input, params int[] shape) =>
-            new(input, shape, Enumerable.Range(0, shape.Aggregate(1, (a, b) => a * b)).Select(_ => (float)(random.NextDouble() * 4 - 2)).ToArray());
+        OpRunner.Feed Feed(string input, params int[] shape) => OpRunner.Feed.Uniform(random, 2f, input, shape);
         return name switch
         {
             "softmax" => ((g, v) => g.Softmax(v[0]), [Feed("x", 5, 300)]),

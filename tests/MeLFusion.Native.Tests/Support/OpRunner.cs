@@ -56,7 +56,12 @@ public static class TestBackends
 /// <summary>Builds a one-op (or few-op) graph, feeds f32 host data, runs it and returns the f32 output.</summary>
 public static class OpRunner
 {
-    public sealed record Feed(string Name, int[] Shape, float[] Data, DType DType = DType.F32);
+    public sealed record Feed(string Name, int[] Shape, float[] Data, DType DType = DType.F32)
+    {
+        /// <summary>An f32 feed of uniform values in [-<paramref name="scale"/>, <paramref name="scale"/>).</summary>
+        public static Feed Uniform(Random random, float scale, string name, params int[] shape) =>
+            new(name, shape, Enumerable.Range(0, shape.Aggregate(1, (a, b) => a * b)).Select(_ => (float)((random.NextDouble() * 2 - 1) * scale)).ToArray());
+    }
 
     public static float[] Run(string backendName, Func<GraphBuilder, Value[], Value> build, params Feed[] feeds)
     {
