@@ -15,7 +15,7 @@ public enum BinaryOperation
 /// contain a 1. Inputs may be strided views; broadcast inputs are read in place, never expanded. The output may
 /// reuse a's memory when it has a's shape.
 /// </summary>
-public sealed class BinaryOp(BinaryOperation operation) : Op<BinaryOp>
+public sealed class BinaryOp(BinaryOperation operation) : Op<BinaryOp>, IDifferentiable
 {
     public BinaryOperation Operation { get; } = operation;
 
@@ -47,6 +47,37 @@ public sealed class BinaryOp(BinaryOperation operation) : Op<BinaryOp>
         }
         return new TensorDesc(DType.F32, new TensorShape(dims));
     }
+
+    /// <summary>Each operand's gradient, summed back over the dims broadcasting expanded.</summary>
+    public void Backward(GradientContext context)
+    {
+        var g = context.Graph;
+        Value a = context.Input(0), b = context.Input(1), dy = context.OutputGradient;
+        void Give(int input, Func<Value> gradient)
+        {
+            if (context.NeedsGradient(input))
+                context.AddGradient(input, g.SumTo(gradient(), context.Input(input).Shape.Dims));
+        }
+        switch (Operation)
+        {
+            case BinaryOperation.Add:
+                Give(0, () => dy);
+                Give(1, () => dy);
+                break;
+            case BinaryOperation.Subtract:
+                Give(0, () => dy);
+                Give(1, () => g.Scale(dy, -1f));
+                break;
+            case BinaryOperation.Multiply:
+                Give(0, () => g.Mul(dy, b));
+                Give(1, () => g.Mul(dy, a));
+                break;
+            case BinaryOperation.Divide: // d(a/b)/db = -(a/b)/b
+                Give(0, () => g.Div(dy, b));
+                Give(1, () => g.Scale(g.Div(g.Mul(dy, context.Output), b), -1f));
+                break;
+        }
+    }
 }
 
 public enum ScalarOperation
@@ -62,7 +93,7 @@ public enum ScalarOperation
 }
 
 /// <summary>x (op) a constant, elementwise; x may be a strided view. The output may reuse x's memory.</summary>
-public sealed class ScalarOp(ScalarOperation operation, float value) : Op<ScalarOp>
+public sealed class ScalarOp(ScalarOperation operation, float value) : Op<ScalarOp>, IDifferentiable
 {
     public ScalarOperation Operation { get; } = operation;
     public float Value { get; } = value;
@@ -83,6 +114,17 @@ public sealed class ScalarOp(ScalarOperation operation, float value) : Op<Scalar
     {
         FloatInputs.Require(Name, inputs, "x");
         return new TensorDesc(DType.F32, new TensorShape(inputs[0].Shape.Dims.ToArray()));
+    }
+
+    public void Backward(GradientContext context)
+    {
+        var dy = context.OutputGradient;
+        context.AddGradient(0, Operation switch
+        {
+            ScalarOperation.Multiply => context.Graph.Scale(dy, Value),
+            ScalarOperation.Add => dy,
+            _ => throw new NotSupportedException($"autograd: '{Name}' (a clamp) has no gradient; keep clamps out of trained paths"),
+        });
     }
 }
 

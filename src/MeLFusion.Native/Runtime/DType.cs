@@ -21,6 +21,9 @@ public static class DTypeExtensions
         _ => throw new ArgumentOutOfRangeException(nameof(dtype), dtype, "unknown dtype"),
     };
 
+    /// <summary>Floating point (F32, F16, BF16): the dtypes gradients flow through.</summary>
+    public static bool IsFloat(this DType dtype) => dtype is DType.F32 or DType.F16 or DType.BF16;
+
     /// <summary>The safetensors spelling ("F32", "BF16", ...).</summary>
     public static string SafetensorsName(this DType dtype) => dtype switch
     {

@@ -108,12 +108,7 @@ public sealed class GraphBuilder
     /// <summary>Appends <paramref name="op"/> applied to <paramref name="inputs"/> and returns its output.</summary>
     public Value Apply(Op op, params Value[] inputs)
     {
-        if (!op.AcceptsStridedInputs)
-            for (int i = 0; i < inputs.Length; i++)
-                inputs[i] = Contiguous(inputs[i]);
-        var descs = new TensorDesc[inputs.Length];
-        for (int i = 0; i < inputs.Length; i++) descs[i] = inputs[i].Desc;
-        TensorDesc outDesc = op.InferOutput(descs);
+        TensorDesc outDesc = Infer(op, inputs);
         var output = Add(ValueKind.Intermediate, outDesc, null);
         var node = new Node(_nodes.Count, op, inputs, output);
         output.Producer = node;
@@ -148,6 +143,56 @@ public sealed class GraphBuilder
         if (shape.ElementCount != value.Shape.ElementCount)
             throw new ArgumentException($"reshape of {value.Shape} to {shape}: element counts differ");
         return View(Contiguous(value), shape, 0);
+    }
+
+    /// <summary>
+    /// Broadcasts <paramref name="value"/> to <paramref name="dims"/> without copying, like <c>torch.expand</c>: dims
+    /// are aligned at the last one and every size-1 (or missing) dim is repeated with stride 0.
+    /// </summary>
+    public Value Expand(Value value, params int[] dims)
+    {
+        var shape = value.Shape;
+        if (dims.Length < shape.Rank)
+            throw new ArgumentException($"expand of {shape} to [{string.Join(", ", dims)}]: fewer dims than the value");
+        var strides = new long[dims.Length];
+        for (int i = 1; i <= dims.Length; i++)
+        {
+            int own = i <= shape.Rank ? shape[-i] : 1;
+            if (own != dims[^i] && own != 1)
+                throw new ArgumentException($"expand of {shape} to [{string.Join(", ", dims)}]: dim -{i} is {own}, not 1 or {dims[^i]}");
+            strides[^i] = own == 1 ? 0 : shape.Strides[shape.Rank - i];
+        }
+        return View(value, new TensorShape(dims, strides), 0);
+    }
+
+    /// <summary>
+    /// Appends <paramref name="op"/> and writes its result into the memory of <paramref name="state"/>, a constant (a
+    /// trained parameter, a gradient or optimizer buffer) that lives across runs, instead of into the arena. Nodes run
+    /// in order, so the write happens after every earlier node has read the old contents. Returns the written value.
+    /// </summary>
+    public Value Assign(Value state, Op op, params Value[] inputs)
+    {
+        if (state.Root.Kind != ValueKind.Constant || !state.Shape.IsContiguous)
+            throw new ArgumentException($"assign: {state} must be a contiguous constant (or a contiguous view of one)");
+        TensorDesc outDesc = Infer(op, inputs);
+        if (outDesc.DType != state.DType || !outDesc.Shape.SameDims(state.Shape))
+            throw new ArgumentException($"assign: {op.Name} produces {outDesc}, which does not fit {state}");
+        var output = View(state, state.Shape, 0);
+        var node = new Node(_nodes.Count, op, inputs, output);
+        output.Producer = node;
+        _nodes.Add(node);
+        return output;
+    }
+
+    /// <summary>Makes <paramref name="inputs"/> contiguous where the op needs it and infers its output.</summary>
+    private TensorDesc Infer(Op op, Value[] inputs)
+    {
+        if (!op.AcceptsStridedInputs)
+            for (int i = 0; i < inputs.Length; i++)
+                inputs[i] = Contiguous(inputs[i]);
+        var descs = new TensorDesc[inputs.Length];
+        for (int i = 0; i < inputs.Length; i++) descs[i] = inputs[i].Desc;
+        return op.InferOutput(descs);
     }
 
     private Value View(Value value, TensorShape shape, long elementOffset)

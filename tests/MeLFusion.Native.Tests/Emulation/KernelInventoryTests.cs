@@ -32,10 +32,12 @@ public partial class KernelInventoryTests(ITestOutputHelper output)
         "group_norm_f32", "group_norm_f16", "group_norm_bf16",                                // group_norm.cu
         "layer_norm_f32",                                                                     // layer_norm.cu
         "pad2d_b2", "pad2d_b4", "pad2d_b8",                                                   // pad.cu
+        "reduce_sum_f32",                                                                     // reduce.cu
         "rms_norm_f32",                                                                       // rms_norm.cu
         "softmax_f32",                                                                        // softmax.cu
         "timestep_embedding_f32", "timestep_embedding_i32", "timestep_embedding_i64",         // timestep_embedding.cu
         "upsample_nearest2x_b2", "upsample_nearest2x_b4",                                     // upsample.cu
+        "fill_zero_f32", "view_scatter_f32",                                                  // view_scatter.cu
     ];
 
     [Fact]

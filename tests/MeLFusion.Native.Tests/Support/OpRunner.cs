@@ -93,7 +93,7 @@ public static class OpRunner
         return values;
     }
 
-    private static void SetInput(ExecutionPlan plan, Feed f)
+    public static void SetInput(ExecutionPlan plan, Feed f)
     {
         switch (f.DType)
         {

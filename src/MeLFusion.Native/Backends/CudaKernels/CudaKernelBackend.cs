@@ -18,7 +18,7 @@ public abstract partial class CudaKernelBackend : IBackend, IKernelLauncher
     /// Most blocks an elementwise launch uses; grid-stride loops cover larger tensors. 2^16 blocks of 256 threads
     /// saturate any current GPU several times over.
     /// </summary>
-    private const long MaxElementwiseBlocks = 1 << 16;
+    protected const long MaxElementwiseBlocks = 1 << 16;
 
     public abstract string Name { get; }
 

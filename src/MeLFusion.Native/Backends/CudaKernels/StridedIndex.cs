@@ -77,6 +77,23 @@ internal sealed class StridedIndex
         return MaxRank;
     }
 
+    /// <summary>
+    /// Writes an already coalesced iteration space (rank, <see cref="MaxRank"/> dims, <see cref="MaxRank"/> strides),
+    /// as the kernels' parameters; throws, naming <paramref name="op"/>, when it has more than <see cref="MaxRank"/> dims.
+    /// </summary>
+    public static int WriteShape(string op, TensorShape shape, Span<LaunchArg> args)
+    {
+        if (shape.Rank > MaxRank)
+            throw new NotSupportedException($"{op}: {shape} has {shape.Rank} strided dims; the CUDA kernels take at most {MaxRank}");
+        args[0] = shape.Rank;
+        for (int d = 0; d < MaxRank; d++)
+        {
+            args[1 + d] = d < shape.Rank ? shape[d] : 1;
+            args[1 + MaxRank + d] = d < shape.Rank ? shape.Strides[d] : 0L;
+        }
+        return 1 + 2 * MaxRank;
+    }
+
     /// <summary>Stride of <paramref name="shape"/> along output axis <paramref name="axis"/>, right-aligned; 0 where broadcast.</summary>
     private static long AlignedStride(TensorShape shape, int axis, int outputRank)
     {

@@ -1,0 +1,30 @@
+using MeLFusion.Native.Ops;
+using MeLFusion.Native.Tests.Support;
+using static MeLFusion.Native.Tests.Support.OpRunner;
+
+namespace MeLFusion.Native.Tests.Ops;
+
+/// <summary>Finite-difference checks of the elementwise gradients, broadcasting included.</summary>
+public class ElementwiseGradientTests
+{
+    [Theory]
+    [MemberData(nameof(TestBackends.Supporting), typeof(BinaryOp), MemberType = typeof(TestBackends))]
+    public void BinaryOpsWithBroadcasting(string backend)
+    {
+        var random = new Random(5);
+        var a = Feed.Uniform(random, 1f, "a", 2, 3, 5);
+        var b = Feed.Uniform(random, 1f, "b", 3, 1);
+        GradCheck.Run(backend, (g, i) => g.Sub(g.Mul(g.Add(i[0], i[1]), i[1]), i[0]), [a, b]);
+        // Divisors kept away from 0 so the finite difference stays in the smooth region.
+        var d = new Feed("d", [5], [.. Enumerable.Range(0, 5).Select(k => 1.5f + 0.25f * k)]);
+        GradCheck.Run(backend, (g, i) => g.Div(i[0], i[1]), [a, d]);
+    }
+
+    [Theory]
+    [MemberData(nameof(TestBackends.Supporting), typeof(ScalarOp), MemberType = typeof(TestBackends))]
+    public void ScaleAndShift(string backend)
+    {
+        var random = new Random(6);
+        GradCheck.Run(backend, (g, i) => g.AddScalar(g.Scale(g.Mul(i[0], i[0]), -0.75f), 2f), [Feed.Uniform(random, 1f, "x", 4, 6)]);
+    }
+}
