@@ -123,3 +123,13 @@ extern "C" __global__ void scalar_f32(const float* x, float* y, long long count,
     }
 }
 MF_EXPORT_KERNEL(scalar_f32)
+
+/// dx = dy where min <= x <= max, else 0: the gradient of a clamp (bounds inclusive, as torch). x, dy, dx contiguous;
+/// dx may be dy.
+extern "C" __global__ void clamp_backward_f32(const float* x, const float* dy, float* dx, long long count, float min,
+                                              float max)
+{
+    for (unsigned long long i = mf::grid_first(); i < static_cast<unsigned long long>(count); i += mf::grid_stride())
+        dx[i] = x[i] >= min && x[i] <= max ? dy[i] : 0.0f;
+}
+MF_EXPORT_KERNEL(clamp_backward_f32)

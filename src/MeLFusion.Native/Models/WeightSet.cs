@@ -66,6 +66,23 @@ public sealed class WeightSet : IDisposable
         return tensor;
     }
 
+    /// <summary>
+    /// Moves tensor <paramref name="name"/> into <paramref name="destination"/> (backend memory the caller owns and keeps
+    /// alive, e.g. a training run's flat parameter buffer): its values are copied there and every later
+    /// <see cref="Get"/>, graph and <see cref="Save"/> uses that memory, so updates made there are the model's weights.
+    /// </summary>
+    public void MoveTo(string name, Tensor destination)
+    {
+        var source = _loaded.TryGetValue(name, out var t) ? t
+            : throw new CheckpointException($"cannot move '{name}': no model has asked for it yet");
+        if (!source.Shape.SameDims(destination.Shape) || destination.DType != DType.F32 || !destination.IsContiguous)
+            throw new ArgumentException($"cannot move '{name}' {source} into {destination}");
+        var values = new byte[source.ByteCount];
+        _backend.CopyToHost(source.Data, values);
+        _backend.CopyFromHost(values, destination.Data);
+        _loaded[name] = destination;
+    }
+
     /// <summary>Adds <paramref name="name"/> to <paramref name="graph"/> as a constant.</summary>
     public Value Constant(GraphBuilder graph, string name, params int[] expectedDims) =>
         graph.Constant(name, Get(name, expectedDims));
@@ -104,13 +121,19 @@ public sealed class WeightSet : IDisposable
     {
         var writer = new SafetensorsWriter();
         foreach (var (key, value) in metadata ?? new Dictionary<string, string>()) writer.AddMetadata(key, value);
+        AddTo(writer);
+        writer.Write(path);
+    }
+
+    /// <summary>Adds every tensor of this set, in name order, as f32 to <paramref name="writer"/>.</summary>
+    public void AddTo(SafetensorsWriter writer)
+    {
         foreach (var (name, tensor) in _loaded.OrderBy(p => p.Key, StringComparer.Ordinal))
         {
             var values = new float[tensor.ElementCount];
             _backend.CopyToHost(tensor.Data, System.Runtime.InteropServices.MemoryMarshal.AsBytes(values.AsSpan()));
             writer.Add(name, tensor.Shape.Dims.ToArray(), values);
         }
-        writer.Write(path);
     }
 
     public void Dispose()

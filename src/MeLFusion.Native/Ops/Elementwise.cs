@@ -123,8 +123,31 @@ public sealed class ScalarOp(ScalarOperation operation, float value) : Op<Scalar
         {
             ScalarOperation.Multiply => context.Graph.Scale(dy, Value),
             ScalarOperation.Add => dy,
-            _ => throw new NotSupportedException($"autograd: '{Name}' (a clamp) has no gradient; keep clamps out of trained paths"),
+            ScalarOperation.Maximum => context.Graph.Apply(new ClampGradientOp(Value, float.PositiveInfinity), context.Input(0), dy),
+            ScalarOperation.Minimum => context.Graph.Apply(new ClampGradientOp(float.NegativeInfinity, Value), context.Input(0), dy),
+            _ => throw new ArgumentOutOfRangeException(nameof(Operation), Operation, "unknown scalar operation"),
         });
+    }
+}
+
+/// <summary>
+/// The gradient of a clamp to [<see cref="Min"/>, <see cref="Max"/>]: inputs (x, dy), output dy where
+/// Min ≤ x ≤ Max and 0 elsewhere (torch's clamp backward, bounds inclusive). Both inputs have the same dims.
+/// </summary>
+public sealed class ClampGradientOp(float min, float max) : Op<ClampGradientOp>
+{
+    public float Min { get; } = min;
+    public float Max { get; } = max;
+
+    public override string Name => "clamp_backward";
+    public override int InPlaceInput => 1;
+
+    public override TensorDesc InferOutput(ReadOnlySpan<TensorDesc> inputs)
+    {
+        FloatInputs.Require(Name, inputs, "x", "dy");
+        if (!inputs[0].Shape.SameDims(inputs[1].Shape))
+            throw Invalid(Name, $"x {inputs[0].Shape} and dy {inputs[1].Shape} must have the same dims");
+        return new TensorDesc(DType.F32, new TensorShape(inputs[0].Shape.Dims.ToArray()));
     }
 }
 

@@ -27,4 +27,13 @@ public class ElementwiseGradientTests
         var random = new Random(6);
         GradCheck.Run(backend, (g, i) => g.AddScalar(g.Scale(g.Mul(i[0], i[0]), -0.75f), 2f), [Feed.Uniform(random, 1f, "x", 4, 6)]);
     }
+
+    /// <summary>Values sit at least 0.05 from the bounds, so the ±0.01 finite difference never crosses one.</summary>
+    [Theory]
+    [MemberData(nameof(TestBackends.Supporting), typeof(ClampGradientOp), MemberType = typeof(TestBackends))]
+    public void ClampPassesTheGradientInsideTheBoundsOnly(string backend)
+    {
+        float[] values = [.. Enumerable.Range(0, 24).Select(i => -1.2f + 0.1f * i + 0.05f)];
+        GradCheck.Run(backend, (g, i) => g.Mul(g.Clamp(i[0], -0.5f, 0.7f), i[0]), [new Feed("x", [4, 6], values)]);
+    }
 }

@@ -3,8 +3,18 @@ using MeLFusion.Native.Runtime;
 
 namespace MeLFusion.Native.Backends.Cpu;
 
-public sealed partial class CpuBackend : IKernel<BinaryOp>, IKernel<ScalarOp>
+public sealed partial class CpuBackend : IKernel<BinaryOp>, IKernel<ScalarOp>, IKernel<ClampGradientOp>
 {
+    public unsafe void Execute(ClampGradientOp op, in KernelArgs args)
+    {
+        float* x = args.Input(0).Ptr<float>(), dy = args.Input(1).Ptr<float>(), dx = args.Output.Ptr<float>();
+        float min = op.Min, max = op.Max;
+        Simd.ParallelFor(args.Output.ElementCount, (start, end) =>
+        {
+            for (long i = start; i < end; i++) dx[i] = x[i] >= min && x[i] <= max ? dy[i] : 0f;
+        });
+    }
+
     public unsafe void Execute(BinaryOp op, in KernelArgs args)
     {
         var a = args.Input(0);

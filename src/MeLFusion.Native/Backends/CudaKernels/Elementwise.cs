@@ -4,9 +4,16 @@ using MeLFusion.Native.Runtime;
 
 namespace MeLFusion.Native.Backends.CudaKernels;
 
-/// <summary>kernels/elementwise.cu: binary_f32 (broadcast a op b over strided views) and scalar_f32 (x op constant).</summary>
-public abstract partial class CudaKernelBackend : IKernel<BinaryOp>, IKernel<ScalarOp>
+/// <summary>kernels/elementwise.cu: binary_f32 (broadcast a op b over strided views) and scalar_f32 (x op constant),
+/// clamp_backward_f32 (dy masked to where x lies inside the clamp).</summary>
+public abstract partial class CudaKernelBackend : IKernel<BinaryOp>, IKernel<ScalarOp>, IKernel<ClampGradientOp>
 {
+    public void Execute(ClampGradientOp op, in KernelArgs args)
+    {
+        long count = args.Output.ElementCount;
+        LaunchElementwise("clamp_backward_f32", count, args.Input(0), args.Input(1), args.Output, count, op.Min, op.Max);
+    }
+
     /// <summary>Operation codes of kernels/elementwise.cu.</summary>
     private enum ElementwiseCode
     {

@@ -224,6 +224,8 @@ public sealed class UNet2DConditionModel
         private Value CrossContext((int Block, int Attention)? upBlock)
         {
             if (upBlock is not { } key || synapse is null || !synapse.Features.TryGetValue(key, out var feature)) return context;
+            if (synapse.TrainableAlphas)
+                return UNetSynapse.MixTrainable(g, context, feature, w[UNetSynapse.AlphaName(key.Block, key.Attention), 1, 1]);
             float f = UNetSynapse.MixWeight(w.Scalar(UNetSynapse.AlphaName(key.Block, key.Attention)) ?? 0f);
             return f == 0 ? context : UNetSynapse.Mix(g, context, feature, f);
         }

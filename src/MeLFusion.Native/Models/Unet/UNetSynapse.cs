@@ -21,7 +21,11 @@ public sealed class UNetTaps(IDictionary<(int UpBlock, int Attention), Value> ta
 /// text-only one.
 /// </summary>
 /// <param name="Features">Image features per (up block, attention), e.g. the <see cref="UNetTaps"/> of the image UNet.</param>
-public sealed record UNetSynapse(IReadOnlyDictionary<(int UpBlock, int Attention), Value> Features)
+/// <param name="TrainableAlphas">
+/// Training: f is computed in the graph from the alpha weights (and the mix is always built, even at a = 0), so
+/// gradients reach them.
+/// </param>
+public sealed record UNetSynapse(IReadOnlyDictionary<(int UpBlock, int Attention), Value> Features, bool TrainableAlphas = false)
 {
     /// <summary>MeLFusion's ρ: f = (2·sigmoid(a) - 1) / ρ keeps the mix weight in (-0.2, 0.2).</summary>
     public const float Rho = 5;
@@ -55,6 +59,17 @@ public sealed record UNetSynapse(IReadOnlyDictionary<(int UpBlock, int Attention
     {
         var pooled = PoolToContext(g, feature, context.Shape[1], context.Shape[2]);
         return g.Add(g.Scale(context, 1f - f), g.Scale(pooled, f));
+    }
+
+    /// <summary>
+    /// The mix with f = tanh(a/2)/ρ computed in the graph from the alpha weight [1, 1] (equal to (2·sigmoid(a) - 1)/ρ),
+    /// as context + f·(P(S) - context).
+    /// </summary>
+    internal static Value MixTrainable(GraphBuilder g, Value context, Value feature, Value alpha)
+    {
+        var pooled = PoolToContext(g, feature, context.Shape[1], context.Shape[2]);
+        var f = g.Scale(g.Tanh(g.Scale(alpha, 0.5f)), 1f / Rho);
+        return g.Add(context, g.Mul(g.Sub(pooled, context), f));
     }
 
     /// <summary>Checks every feature against the model and the text states; messages name the offending key and shapes.</summary>
