@@ -20,8 +20,8 @@ public sealed partial class CpuBackend : IKernel<AdamWStepOp>, IKernel<EmaUpdate
         var state = args.Input(0);
         long count = state.Dim(1);
         float* schedule = args.Input(2).Ptr<float>();
-        var coefficients = new AdamWVectors(op.KernelCoefficients,
-            op.KernelCoefficients.Step(schedule[0], schedule[1], schedule[2], *args.Input(3).Ptr<float>()));
+        var parameters = op.KernelCoefficients;
+        var coefficients = new AdamWVectors(parameters, parameters.Step(schedule[0], schedule[1], schedule[2], *args.Input(3).Ptr<float>()));
         float* source = state.Ptr<float>(), grad = args.Input(1).Ptr<float>(), destination = args.Output.Ptr<float>();
         Simd.ParallelFor(count, (start, end) => AdamWRange(source, grad, destination, count, coefficients, start, end));
     }
