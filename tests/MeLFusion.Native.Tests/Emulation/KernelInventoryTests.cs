@@ -31,6 +31,7 @@ public partial class KernelInventoryTests(ITestOutputHelper output)
         "gemm_f32", "bias_add_f32",                                                           // gemm.cu
         "group_norm_f32", "group_norm_f16", "group_norm_bf16",                                // group_norm.cu
         "layer_norm_f32",                                                                     // layer_norm.cu
+        "adamw_step_f32", "ema_update_f32", "fill_f32", "sum_of_squares_blocks_f32", "sum_of_squares_final_f32", // optimizer.cu
         "pad2d_b2", "pad2d_b4", "pad2d_b8",                                                   // pad.cu
         "reduce_sum_f32",                                                                     // reduce.cu
         "rms_norm_f32",                                                                       // rms_norm.cu
