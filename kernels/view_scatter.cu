@@ -1,16 +1,9 @@
 // The gradient of a strided view: y (contiguous, the viewed tensor's dims) is zeroed, then each element of x (the
 // view's gradient, contiguous) is written where the view reads it. The view addresses distinct elements (slices,
-// permutes, reshapes), so the scatter needs no atomics. Two launches: fill, then scatter.
+// permutes, reshapes), so the scatter needs no atomics. Two launches: optimizer.cu's fill_f32, then this scatter.
 //
 // Launch: any grid, block a multiple of 32; no shared memory.
 #include "common.cuh"
-
-extern "C" __global__ void fill_zero_f32(float* __restrict__ y, long long count)
-{
-    for (unsigned long long i = mf::grid_first(); i < static_cast<unsigned long long>(count); i += mf::grid_stride())
-        y[i] = 0.0f;
-}
-MF_EXPORT_KERNEL(fill_zero_f32)
 
 /// y[offset + position of i in the view d0..d5 with element strides s0..s5] = x[i].
 extern "C" __global__ void view_scatter_f32(const float* __restrict__ x, float* __restrict__ y, long long count,

@@ -10,7 +10,7 @@ public abstract partial class CudaKernelBackend : IKernel<ViewScatterOp>
     public void Execute(ViewScatterOp op, in KernelArgs args)
     {
         var output = args.Output;
-        LaunchElementwise("fill_zero_f32", output.ElementCount, output, output.ElementCount);
+        LaunchElementwise("fill_f32", output.ElementCount, output, output.ElementCount, 0f);
         var view = StridedIndex.Create(op.Name, op.View, op.View);
         Span<LaunchArg> launch = stackalloc LaunchArg[4 + 1 + 2 * StridedIndex.MaxRank];
         launch[0] = args.Input(0);
