@@ -115,6 +115,20 @@ MF_EMU_API int block_barrier(BarrierKind kind, int predicate, const char* what, 
 MF_EMU_API unsigned active_mask();
 [[noreturn]] MF_EMU_API void trap(const char* file, int line);
 
+/// Completes a warp collective once every lane of its mask has arrived: `lanes[l]` is what lane l published (null
+/// outside `mask`). Runs once, in the block scheduler, before any lane resumes; returns false with a message in
+/// `error` to fail the launch.
+using WarpCollective = bool (*)(void* const* lanes, unsigned mask, char* error, size_t error_size);
+
+/// A warp operation whose result needs every lane's data at once (the WMMA calls, kernels/emu/mma_emu.h): the lanes
+/// of `mask` must all reach it at the same line with the same `complete`; `operands` must stay valid until it returns.
+MF_EMU_API void warp_collective(unsigned mask, void* operands, WarpCollective complete, const char* what,
+                                const char* file, int line);
+/// The calling thread's lane in its warp.
+MF_EMU_API unsigned active_lane();
+/// Ends the calling thread and fails its launch with "`what` at file:line: `message`".
+[[noreturn]] MF_EMU_API void fail_lane(const char* what, const char* message, const char* file, int line);
+
 /// Each library defines its own (generated from its sources by dynamic_shared.cmake).
 MF_EMU_HIDDEN unsigned char* dynamic_shared_base();
 
@@ -432,3 +446,6 @@ inline __nv_bfloat16 __float2bfloat16_rn(float f) { return __nv_bfloat16(f); }
 inline float __bfloat162float(__nv_bfloat16 b) { return static_cast<float>(b); }
 inline unsigned short __bfloat16_as_ushort(__nv_bfloat16 b) { return b.__x; }
 inline __nv_bfloat16 __ushort_as_bfloat16(unsigned short bits) { __nv_bfloat16 b; b.__x = bits; return b; }
+
+// ---- warp matrix functions (<mma.h>) ------------------------------------------------------------------------------
+#include "mma_emu.h"

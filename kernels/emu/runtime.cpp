@@ -157,8 +157,9 @@ struct Launch
 
 enum class FiberState : std::uint8_t { Runnable, AtBarrier, AtWarp, Exited, Failed };
 
-/// Warp operations a lane can wait at: the four shuffle modes, then the votes.
+/// Warp operations a lane can wait at: the four shuffle modes, then the votes, then the warp collectives.
 constexpr int vote_op(VoteKind kind) { return 4 + static_cast<int>(kind); }
+constexpr int CollectiveOp = vote_op(VoteKind::SyncWarp) + 1;
 
 struct Fiber
 {
@@ -176,6 +177,8 @@ struct Fiber
     unsigned value_size;
     alignas(16) unsigned char value[16];
     alignas(16) unsigned char received[16];
+    void* operands;            // a warp collective's per-lane data
+    WarpCollective complete;   // and the function that completes it
 };
 
 bool same_site(const Fiber& a, const Fiber& b)
@@ -409,7 +412,9 @@ private:
                     if (other.state != FiberState::AtWarp)
                         complete = false; // waits at a block barrier: reported if nothing else can move
                     else if (other.op != leader.op || other.mask != leader.mask ||
-                             other.value_size != leader.value_size)
+                             other.value_size != leader.value_size ||
+                             (leader.op == CollectiveOp &&
+                              (other.complete != leader.complete || !same_site(other, leader))))
                     {
                         block_error_ = format("warp lanes disagree: lane %u (", lane) + describe(leader) + ") at " +
                                        describe_wait(leader) + format(", lane %d (", __builtin_ctz(bits)) +
@@ -418,15 +423,33 @@ private:
                     }
                 }
                 if (!complete) continue;
-                complete_warp_operation(lanes, group, leader.op);
+                if (!complete_warp_operation(lanes, group, leader)) return false;
                 released = true;
             }
         }
         return released;
     }
 
-    static void complete_warp_operation(Fiber* lanes, unsigned group, int op)
+    /// Releases the lanes of `group` from the operation `leader` waits at; false (with the block's error set) when a
+    /// warp collective's completion fails.
+    bool complete_warp_operation(Fiber* lanes, unsigned group, const Fiber& leader)
     {
+        const int op = leader.op;
+        if (op == CollectiveOp)
+        {
+            void* operands[WarpSize] = {};
+            for (unsigned bits = group; bits != 0; bits &= bits - 1)
+                operands[__builtin_ctz(bits)] = lanes[__builtin_ctz(bits)].operands;
+            char error[512] = "";
+            if (!leader.complete(operands, group, error, sizeof error))
+            {
+                block_error_ = describe(leader) + ": " + describe_wait(leader) + ": " + error;
+                return false;
+            }
+            for (unsigned bits = group; bits != 0; bits &= bits - 1)
+                lanes[__builtin_ctz(bits)].state = FiberState::Runnable;
+            return true;
+        }
         if (op < vote_op(VoteKind::Ballot))
         {
             for (unsigned bits = group; bits != 0; bits &= bits - 1)
@@ -438,7 +461,7 @@ private:
                     memset(fiber.received, 0xff, fiber.value_size); // undefined on a GPU: make it a visible NaN
                 fiber.state = FiberState::Runnable;
             }
-            return;
+            return true;
         }
         unsigned ballot = 0;
         for (unsigned bits = group; bits != 0; bits &= bits - 1)
@@ -451,6 +474,7 @@ private:
             lanes[__builtin_ctz(bits)].result = result;
             lanes[__builtin_ctz(bits)].state = FiberState::Runnable;
         }
+        return true;
     }
 
     /// Releases the block barrier when every thread waits at the same one; otherwise the block can never finish.
@@ -794,6 +818,30 @@ int block_barrier(BarrierKind kind, int predicate, const char* what, const char*
 }
 
 unsigned active_mask() { return runner_in_kernel("__activemask", "", 0).live_lanes_of_current(); }
+
+void warp_collective(unsigned mask, void* operands, WarpCollective complete, const char* what, const char* file,
+                     int line)
+{
+    BlockRunner& runner = runner_in_kernel(what, file, line);
+    Fiber& fiber = runner.current();
+    fiber.state = FiberState::AtWarp;
+    fiber.op = CollectiveOp;
+    fiber.what = what;
+    fiber.file = file;
+    fiber.line = line;
+    fiber.mask = mask;
+    fiber.value_size = 0;
+    fiber.operands = operands;
+    fiber.complete = complete;
+    runner.yield(fiber);
+}
+
+unsigned active_lane() { return runner_in_kernel("a lane query", "", 0).lane_of_current(); }
+
+void fail_lane(const char* what, const char* message, const char* file, int line)
+{
+    runner_in_kernel(what, file, line).fail_current(format("%s at %s: %s", what, site(file, line).c_str(), message));
+}
 
 void trap(const char* file, int line)
 {

@@ -302,7 +302,7 @@ public class EmulatorHarnessTests
     }
 
     /// <summary>1-based line of the "// site: <paramref name="marker"/>" comment in kernels/emu/tests/<paramref name="file"/>.</summary>
-    private static int SourceLine(string file, string marker)
+    internal static int SourceLine(string file, string marker)
     {
         var lines = File.ReadAllLines(Path.Combine(Fixture.RepositoryRoot, "kernels", "emu", "tests", file));
         int index = Array.FindIndex(lines, l => l.EndsWith("// site: " + marker, StringComparison.Ordinal));
