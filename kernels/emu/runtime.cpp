@@ -33,6 +33,8 @@ namespace
 constexpr unsigned WarpSize = 32;
 constexpr unsigned MaxBlockThreads = 1024;
 constexpr std::size_t MinStackBytes = 16 * 1024;
+/// Warp operations one warp may complete in a row under the reverse and random schedules before the next warp runs.
+constexpr unsigned MaxWarpPassesPerRound = 4096;
 
 std::string format(const char* pattern, ...) __attribute__((format(printf, 1, 2)));
 std::string format(const char* pattern, ...)
@@ -350,28 +352,54 @@ private:
         return block_error_.empty();
     }
 
-    /// Runs every runnable fiber once, up to its next synchronisation point or its end, in the schedule's order.
+    /// Runs every runnable fiber up to its next synchronisation point or its end.
+    ///
+    /// In order: one pass in index order, so all warps advance in lockstep, one synchronisation point per round.
+    /// Reverse and random: warp by warp (in reverse or random order), the lanes of each in reverse or random order, and
+    /// each warp runs ahead through its own warp operations, released as soon as its lanes have arrived, until it waits
+    /// at a block barrier, has exited or waits for lanes that cannot arrive. That is the largest skew between warps: a
+    /// missing __syncthreads between warps whose synchronisation points line up (a tile overwritten while another warp
+    /// still reads it) stays hidden in lockstep but shows here.
     void run_round(Random& random)
     {
         const unsigned n = block_threads_;
-        switch (launch_->schedule.mode)
+        const int mode = launch_->schedule.mode;
+        if (mode != MF_EMU_SCHEDULE_REVERSE && mode != MF_EMU_SCHEDULE_RANDOM)
         {
-        case MF_EMU_SCHEDULE_REVERSE:
-            for (unsigned t = n; t-- > 0 && step(t);) {}
-            break;
-        case MF_EMU_SCHEDULE_RANDOM:
-            order_.resize(n);
-            for (unsigned t = 0; t < n; ++t)
-            {
-                const unsigned j = random.below(t + 1); // inside-out Fisher-Yates
-                order_[t] = order_[j];
-                order_[j] = t;
-            }
-            for (unsigned i = 0; i < n && step(order_[i]); ++i) {}
-            break;
-        default:
             for (unsigned t = 0; t < n && step(t); ++t) {}
-            break;
+            return;
+        }
+        const unsigned warps = (n + WarpSize - 1) / WarpSize;
+        order(warp_order_, warps, mode, random);
+        for (const unsigned warp : warp_order_)
+        {
+            const unsigned first = warp * WarpSize, count = std::min(WarpSize, n - first);
+            // Bounded, so that a warp spinning on another warp's progress through warp operations lets it run.
+            for (unsigned pass = 0; pass < MaxWarpPassesPerRound; ++pass)
+            {
+                order(order_, count, mode, random);
+                for (const unsigned lane : order_)
+                    if (!step(first + lane)) return;
+                if (!release_warp(first)) break;
+            }
+            if (!block_error_.empty()) return;
+        }
+    }
+
+    /// Fills `indices` with 0 .. count - 1 in reverse or random order.
+    static void order(std::vector<unsigned>& indices, unsigned count, int mode, Random& random)
+    {
+        indices.resize(count);
+        for (unsigned i = 0; i < count; ++i)
+        {
+            if (mode == MF_EMU_SCHEDULE_REVERSE)
+            {
+                indices[i] = count - 1 - i;
+                continue;
+            }
+            const unsigned j = random.below(i + 1); // inside-out Fisher-Yates
+            indices[i] = indices[j];
+            indices[j] = i;
         }
     }
 
@@ -379,53 +407,59 @@ private:
     bool release_warps()
     {
         bool released = false;
-        for (unsigned first = 0; first < block_threads_; first += WarpSize)
+        for (unsigned first = 0; first < block_threads_ && block_error_.empty(); first += WarpSize)
+            released |= release_warp(first);
+        return released && block_error_.empty();
+    }
+
+    /// release_warps for the warp whose lane 0 is fiber `first`; false when nothing was released or the block failed.
+    bool release_warp(unsigned first)
+    {
+        bool released = false;
+        Fiber* lanes = &fibers_[first];
+        const unsigned count = std::min(WarpSize, block_threads_ - first);
+        const unsigned existing = count == WarpSize ? ~0u : (1u << count) - 1;
+        unsigned waiting = 0;
+        for (unsigned lane = 0; lane < count; ++lane)
+            if (lanes[lane].state == FiberState::AtWarp) waiting |= 1u << lane;
+        while (waiting != 0)
         {
-            Fiber* lanes = &fibers_[first];
-            const unsigned count = std::min(WarpSize, block_threads_ - first);
-            const unsigned existing = count == WarpSize ? ~0u : (1u << count) - 1;
-            unsigned waiting = 0;
-            for (unsigned lane = 0; lane < count; ++lane)
-                if (lanes[lane].state == FiberState::AtWarp) waiting |= 1u << lane;
-            while (waiting != 0)
+            const unsigned lane = static_cast<unsigned>(__builtin_ctz(waiting));
+            const Fiber& leader = lanes[lane];
+            const unsigned group = leader.mask & existing;
+            waiting &= ~(group | (1u << lane));
+            if ((group >> lane & 1) == 0)
             {
-                const unsigned lane = static_cast<unsigned>(__builtin_ctz(waiting));
-                const Fiber& leader = lanes[lane];
-                const unsigned group = leader.mask & existing;
-                waiting &= ~(group | (1u << lane));
-                if ((group >> lane & 1) == 0)
+                block_error_ = describe(leader) + ": " + describe_wait(leader) +
+                               format(" names a mask without its own lane %u", lane);
+                return false;
+            }
+            bool complete = true;
+            for (unsigned bits = group; bits != 0; bits &= bits - 1)
+            {
+                const Fiber& other = lanes[__builtin_ctz(bits)];
+                if (other.state == FiberState::Exited)
                 {
-                    block_error_ = describe(leader) + ": " + describe_wait(leader) +
-                                   format(" names a mask without its own lane %u", lane);
+                    block_error_ = describe_wait(leader) + format(": lane %d, ", __builtin_ctz(bits)) +
+                                   describe(other) + ", has exited and can never arrive";
                     return false;
                 }
-                bool complete = true;
-                for (unsigned bits = group; bits != 0; bits &= bits - 1)
+                if (other.state != FiberState::AtWarp)
+                    complete = false; // waits at a block barrier: reported if nothing else can move
+                else if (other.op != leader.op || other.mask != leader.mask ||
+                         other.value_size != leader.value_size ||
+                         (leader.op == CollectiveOp &&
+                          (other.complete != leader.complete || !same_site(other, leader))))
                 {
-                    const Fiber& other = lanes[__builtin_ctz(bits)];
-                    if (other.state == FiberState::Exited)
-                    {
-                        block_error_ = describe_wait(leader) + format(": lane %d, ", __builtin_ctz(bits)) +
-                                       describe(other) + ", has exited and can never arrive";
-                        return false;
-                    }
-                    if (other.state != FiberState::AtWarp)
-                        complete = false; // waits at a block barrier: reported if nothing else can move
-                    else if (other.op != leader.op || other.mask != leader.mask ||
-                             other.value_size != leader.value_size ||
-                             (leader.op == CollectiveOp &&
-                              (other.complete != leader.complete || !same_site(other, leader))))
-                    {
-                        block_error_ = format("warp lanes disagree: lane %u (", lane) + describe(leader) + ") at " +
-                                       describe_wait(leader) + format(", lane %d (", __builtin_ctz(bits)) +
-                                       describe(other) + ") at " + describe_wait(other);
-                        return false;
-                    }
+                    block_error_ = format("warp lanes disagree: lane %u (", lane) + describe(leader) + ") at " +
+                                   describe_wait(leader) + format(", lane %d (", __builtin_ctz(bits)) +
+                                   describe(other) + ") at " + describe_wait(other);
+                    return false;
                 }
-                if (!complete) continue;
-                if (!complete_warp_operation(lanes, group, leader)) return false;
-                released = true;
             }
+            if (!complete) continue;
+            if (!complete_warp_operation(lanes, group, leader)) return false;
+            released = true;
         }
         return released;
     }
@@ -549,7 +583,8 @@ private:
     Launch* launch_ = nullptr;
     FiberStacks stacks_;
     std::vector<Fiber> fibers_;
-    std::vector<unsigned> order_;
+    std::vector<unsigned> order_;      // lanes (or threads) in schedule order
+    std::vector<unsigned> warp_order_;
     unsigned block_threads_ = 0;
     Fiber* current_ = nullptr;
     void* scheduler_sp_ = nullptr;

@@ -35,6 +35,39 @@ extern "C" __global__ void emu_previous_doubled_missing_barrier(const float* in,
 }
 MF_EXPORT_KERNEL(emu_previous_doubled_missing_barrier)
 
+/// out[s·n + t] = in[s·n + (t + 32) % n] for steps s < `steps`: each step restages a tile that threads then read from
+/// the next warp. The barrier at the end of a step keeps a warp from restaging while the next warp still reads.
+template <bool WithBarrier>
+static __device__ void next_warp_each_step(const float* in, float* out, int steps)
+{
+    extern __shared__ float staged[];
+    const unsigned t = threadIdx.x, n = blockDim.x;
+    for (int step = 0; step < steps; ++step)
+    {
+        staged[t] = in[step * n + t];
+        __syncthreads();
+        __syncwarp(); // warp operations around the read, as a tensor-core load and product would be
+        out[step * n + t] = staged[(t + 32) % n];
+        __syncwarp();
+        if (WithBarrier) __syncthreads();
+    }
+}
+
+extern "C" __global__ void emu_next_warp_each_step(const float* in, float* out, int steps)
+{
+    next_warp_each_step<true>(in, out, steps);
+}
+MF_EXPORT_KERNEL(emu_next_warp_each_step)
+
+/// The planted bug: without the barrier at the end of a step. Every warp has the same synchronisation points, so
+/// warps advancing in lockstep (in-order schedule) never see a restaged tile; warps running ahead of each other (reverse
+/// and random schedules) read the next step's values.
+extern "C" __global__ void emu_next_warp_each_step_missing_barrier(const float* in, float* out, int steps)
+{
+    next_warp_each_step<false>(in, out, steps);
+}
+MF_EXPORT_KERNEL(emu_next_warp_each_step_missing_barrier)
+
 /// Copies dynamic shared memory as found at block start, then writes it: every block must see fresh NaN.
 extern "C" __global__ void emu_read_fresh_shared(float* out)
 {

@@ -59,6 +59,32 @@ public class EmulatorHarnessTests
     }
 
     [Fact]
+    public void PlantedMissingBarrierBetweenWarpsInLockstepIsCaughtByReverseAndRandom()
+    {
+        const int threads = 128, steps = 3;
+        var input = Enumerable.Range(0, threads * steps).Select(i => (float)i).ToArray();
+        var expected = Enumerable.Range(0, threads * steps).Select(i => (float)(i / threads * threads + (i % threads + 32) % threads)).ToArray();
+
+        float[] Run(string kernel, EmulatorSchedule schedule, ulong seed)
+        {
+            using var device = new EmulatedDevice(schedule, seed);
+            var x = device.Upload(input, DType.F32);
+            var y = device.Allocate(DType.F32, threads * steps);
+            device.Launch(kernel, 1, threads, threads * sizeof(float), x, y, steps);
+            return device.Download<float>(y);
+        }
+
+        foreach (var schedule in AllSchedules)
+            Assert.Equal(expected, Run("emu_next_warp_each_step", schedule, 4));
+        // Warps in lockstep all read a step's tile before any restages it...
+        Assert.Equal(expected, Run("emu_next_warp_each_step_missing_barrier", EmulatorSchedule.InOrder, 0));
+        // ...warps that run ahead restage it first.
+        Assert.NotEqual(expected, Run("emu_next_warp_each_step_missing_barrier", EmulatorSchedule.Reverse, 0));
+        foreach (ulong seed in new ulong[] { 1, 2, 3 })
+            Assert.NotEqual(expected, Run("emu_next_warp_each_step_missing_barrier", EmulatorSchedule.Random, seed));
+    }
+
+    [Fact]
     public void DynamicSharedMemoryStartsAsNaNInEveryBlock()
     {
         using var device = new EmulatedDevice(threads: 1); // one OS thread: block 1 reuses block 0's buffer
