@@ -13,16 +13,17 @@ import torch.nn.functional as F
 from common import save_fixture, seeded
 
 
-def reference(q, k, v, heads, mask, scale):
+def reference(q, k, v, heads, mask, scale, compute=torch.float64):
+    """The op's output in f32, computed in `compute` precision from q, k, v as given."""
     b, n, c = q.shape
     m = k.shape[1]
     d = c // heads
-    qh = q.double().view(b, n, heads, d).transpose(1, 2)
-    kh = k.double().view(b, m, heads, d).transpose(1, 2)
-    vh = v.double().view(b, m, heads, d).transpose(1, 2)
+    qh = q.to(compute).view(b, n, heads, d).transpose(1, 2)
+    kh = k.to(compute).view(b, m, heads, d).transpose(1, 2)
+    vh = v.to(compute).view(b, m, heads, d).transpose(1, 2)
     scores = torch.matmul(qh, kh.transpose(-1, -2)) * scale
     if mask is not None:
-        bias = torch.zeros(b, m, dtype=torch.float64).masked_fill(mask == 0, float("-inf"))
+        bias = torch.zeros(b, m, dtype=compute).masked_fill(mask == 0, float("-inf"))
         scores = scores + bias[:, None, None, :]
     out = torch.matmul(F.softmax(scores, dim=-1), vh)
     out = torch.nan_to_num(out, nan=0.0)  # fully masked rows: zeros by definition

@@ -10,7 +10,8 @@ namespace MeLFusion.Native.Ops;
 /// Inputs are token-major, exactly as separate to_q / to_k / to_v linear layers produce them: q [B, N, H·D],
 /// k and v [B, M, H·D] (head h owns channels [h·D, (h+1)·D)), and an optional key padding mask [B, M] of I32
 /// (nonzero = attend, 0 = ignore the key). The output is [B, N, H·D] in the same layout, so no permute copies are
-/// needed on either side. All of q, k, v are F32.
+/// needed on either side. q, k and v are all F32, all F16 or all BF16, and the output has their type; 16-bit inputs
+/// are computed with f32 accumulation and an f32 softmax (on a GPU through tensor cores).
 /// </para>
 /// <para>
 /// A query row whose keys are all masked (or M = 0) has nothing to attend to; its output is defined as zeros
@@ -47,8 +48,8 @@ public sealed class AttentionOp : Op<AttentionOp>
             throw Invalid(Name, $"expects q, k, v and an optional key padding mask, got {inputs.Length} inputs");
         var (q, k, v) = (inputs[0], inputs[1], inputs[2]);
         string shapes = $"q {q}, k {k}, v {v}" + (inputs.Length == 4 ? $", mask {inputs[3]}" : "");
-        if (q.DType != DType.F32 || k.DType != DType.F32 || v.DType != DType.F32)
-            throw Invalid(Name, $"q, k and v must be F32 ({shapes})");
+        if (q.DType is not (DType.F32 or DType.F16 or DType.BF16) || k.DType != q.DType || v.DType != q.DType)
+            throw Invalid(Name, $"q, k and v must all be F32, all F16 or all BF16 ({shapes})");
         if (q.Shape.Rank != 3 || k.Shape.Rank != 3 || v.Shape.Rank != 3)
             throw Invalid(Name, $"q, k and v must be [batch, tokens, heads*headDim] ({shapes})");
         int batch = q.Shape[0], channels = q.Shape[2];
@@ -64,7 +65,7 @@ public sealed class AttentionOp : Op<AttentionOp>
             if (mask.DType != DType.I32 || mask.Shape.Rank != 2 || mask.Shape[0] != batch || mask.Shape[1] != k.Shape[1])
                 throw Invalid(Name, $"key padding mask must be I32 [{batch}, {k.Shape[1]}] ({shapes})");
         }
-        return new TensorDesc(DType.F32, new TensorShape(batch, q.Shape[1], channels));
+        return new TensorDesc(q.DType, new TensorShape(batch, q.Shape[1], channels));
     }
 }
 

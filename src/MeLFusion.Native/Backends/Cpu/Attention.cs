@@ -7,9 +7,9 @@ namespace MeLFusion.Native.Backends.Cpu;
 
 public sealed partial class CpuBackend : IKernel<AttentionOp>, IKernelWorkspace<AttentionOp>
 {
-    /// <summary>Per-worker tile scratch: packed queries, scores, output accumulator.</summary>
+    /// <summary>Per-worker tile scratch: packed queries, scores, output accumulator (and f32 K, V tiles for 16-bit inputs).</summary>
     public long WorkspaceBytes(AttentionOp op, ReadOnlySpan<TensorDesc> inputs, TensorDesc output) =>
-        CpuParallel.Workers * FlashAttention.ScratchFloatsPerWorker(op.HeadDim(inputs)) * sizeof(float);
+        CpuParallel.Workers * FlashAttention.ScratchFloatsPerWorker(op.HeadDim(inputs), inputs[0].DType) * sizeof(float);
 
     /// <summary>
     /// Widest SIMD vector, in bits, the attention kernel may use: 512, 256, 128, or anything lower for scalar code.
@@ -25,11 +25,12 @@ public sealed partial class CpuBackend : IKernel<AttentionOp>, IKernelWorkspace<
         int headDim = channels / op.Heads;
         var problem = new FlashAttention.Problem
         {
-            Q = q.Ptr<float>(),
-            K = k.Ptr<float>(),
-            V = args.Input(2).Ptr<float>(),
+            Q = q.Ptr<byte>(),
+            K = k.Ptr<byte>(),
+            V = args.Input(2).Ptr<byte>(),
             KeyMask = args.InputCount == 4 ? args.Input(3).Ptr<int>() : null,
-            Out = args.Output.Ptr<float>(),
+            Out = args.Output.Ptr<byte>(),
+            Element = q.DType,
             Batch = q.Dim(0),
             Queries = q.Dim(1),
             Keys = k.Dim(1),
@@ -53,6 +54,11 @@ public sealed partial class CpuBackend : IKernel<AttentionOp>, IKernelWorkspace<
 /// max/sum of the softmax are plain vertical vector ops, and K and V are read in place with no packing. Any D
 /// works; only the last query tile is padded (to two vectors).
 /// </para>
+/// <para>
+/// F16 and BF16 inputs are converted to f32 a tile at a time (queries when packed, each key tile's K and V rows into
+/// per-worker scratch), everything after runs in f32 as for F32 inputs, and the output rows are rounded to the input
+/// type when written.
+/// </para>
 /// </summary>
 internal static unsafe class FlashAttention
 {
@@ -65,13 +71,21 @@ internal static unsafe class FlashAttention
     /// <summary>Rows (keys for Q·Kᵀ, head channels for P·V) per register block; each row spans two vectors.</summary>
     private const int RowBlock = 4;
 
-    /// <summary>Floats of one worker's scratch: Qᵀ and Oᵀ [D][QueryTile], Sᵀ [KeyTile][QueryTile], max, sum, rescale.</summary>
-    public static long ScratchFloatsPerWorker(int headDim) => (2L * headDim + KeyTile + 3) * QueryTile;
+    /// <summary>
+    /// Floats of one worker's scratch: Qᵀ and Oᵀ [D][QueryTile], Sᵀ [KeyTile][QueryTile], max, sum, rescale, and for
+    /// 16-bit inputs the key tile's K and V rows in f32 [KeyTile][D].
+    /// </summary>
+    public static long ScratchFloatsPerWorker(int headDim, DType element) =>
+        (2L * headDim + KeyTile + 3) * QueryTile + (element == DType.F32 ? 0 : 2L * KeyTile * headDim);
 
-    /// <summary>Pointers and sizes of one attention call; rows of q, k, v and out are <see cref="Channels"/> apart.</summary>
+    /// <summary>
+    /// Pointers and sizes of one attention call; q, k, v and out hold <see cref="Element"/> values (F32, F16 or BF16)
+    /// in rows <see cref="Channels"/> elements apart.
+    /// </summary>
     public struct Problem
     {
-        public float* Q, K, V, Out;
+        public byte* Q, K, V, Out;
+        public DType Element;
         /// <summary>[Batch, Keys] (0 = masked) or null.</summary>
         public int* KeyMask;
         public int Batch, Queries, Keys, Heads, HeadDim, Channels;
@@ -96,7 +110,7 @@ internal static unsafe class FlashAttention
         int tilesPerHead = (p.Queries + QueryTile - 1) / QueryTile;
         long items = (long)p.Batch * p.Heads * tilesPerHead;
         if (items == 0) return;
-        long scratchFloats = ScratchFloatsPerWorker(p.HeadDim);
+        long scratchFloats = ScratchFloatsPerWorker(p.HeadDim, p.Element);
         long next = 0;
         // One range per worker, so the range start is a private scratch slot; items are handed out dynamically
         // because the last query tile of each head is short.
@@ -127,23 +141,24 @@ internal static unsafe class FlashAttention
         float* rowMax = scores + KeyTile * QueryTile;
         float* rowSum = rowMax + QueryTile;
         float* rescale = rowSum + QueryTile;
+        float* keyTile = rescale + QueryTile; // f32 K and V rows of a 16-bit key tile
+        float* valueTile = keyTile + (long)KeyTile * d;
 
         long headOffset = (long)head * d;
-        float* qRows = p.Q + ((long)batch * p.Queries + firstQuery) * p.Channels + headOffset;
+        long qRows = ((long)batch * p.Queries + firstQuery) * p.Channels + headOffset;
         for (int i = 0; i < lanes; i++)
         {
-            float* row = qRows + (long)i * p.Channels;
+            long row = qRows + (long)i * p.Channels;
             for (int c = 0; c < d; c++)
             {
-                qt[c * QueryTile + i] = i < queries ? row[c] * p.ScoreScale : 0f;
+                qt[c * QueryTile + i] = i < queries ? Load(p.Q, row + c, p.Element) * p.ScoreScale : 0f;
                 ot[c * QueryTile + i] = 0f;
             }
             rowMax[i] = float.NegativeInfinity;
             rowSum[i] = 0f;
         }
 
-        float* keys = p.K + (long)batch * p.Keys * p.Channels + headOffset;
-        float* values = p.V + (long)batch * p.Keys * p.Channels + headOffset;
+        long keyRows = (long)batch * p.Keys * p.Channels + headOffset;
         int* mask = p.KeyMask == null ? null : p.KeyMask + (long)batch * p.Keys;
         for (int firstKey = 0; firstKey < p.Keys; firstKey += KeyTile)
         {
@@ -151,14 +166,16 @@ internal static unsafe class FlashAttention
             // A tile of padding keys leaves max, sum and output unchanged (text padding often fills a whole tile).
             if (mask != null && !new ReadOnlySpan<int>(mask + firstKey, count).ContainsAnyExcept(0))
                 continue;
-            long offset = (long)firstKey * p.Channels;
-            Scores<TV, TS>(keys + offset, p.Channels, count, qt, d, scores, lanes);
+            long offset = keyRows + (long)firstKey * p.Channels;
+            float* keys = KeyValueRows(p, p.K, offset, count, keyTile, out long keyStride);
+            float* values = KeyValueRows(p, p.V, offset, count, valueTile, out long valueStride);
+            Scores<TV, TS>(keys, keyStride, count, qt, d, scores, lanes);
             if (mask != null)
                 for (int j = 0; j < count; j++)
                     if (mask[firstKey + j] == 0)
                         new Span<float>(scores + j * QueryTile, lanes).Fill(float.NegativeInfinity);
             UpdateSoftmax<TV, TS>(scores, count, lanes, rowMax, rowSum, rescale);
-            Accumulate<TV, TS>(values + offset, p.Channels, count, scores, d, ot, lanes, rescale);
+            Accumulate<TV, TS>(values, valueStride, count, scores, d, ot, lanes, rescale);
         }
 
         // Normalise by the softmax sum; rows that saw no unmasked key have sum 0 and are defined as zeros.
@@ -167,12 +184,50 @@ internal static unsafe class FlashAttention
             TV sum = TS.Load(rowSum + i);
             TS.Store(rescale + i, TS.ZeroWhereNotPositive(sum, TS.Div(TS.Splat(1f), sum)));
         }
-        float* outRows = p.Out + ((long)batch * p.Queries + firstQuery) * p.Channels + headOffset;
         for (int i = 0; i < queries; i++)
         {
-            float* row = outRows + (long)i * p.Channels;
+            long row = qRows + (long)i * p.Channels;
             float inverse = rescale[i];
-            for (int c = 0; c < d; c++) row[c] = ot[c * QueryTile + i] * inverse;
+            for (int c = 0; c < d; c++) Store(p.Out, row + c, ot[c * QueryTile + i] * inverse, p.Element);
+        }
+    }
+
+    /// <summary>
+    /// <paramref name="count"/> rows of K or V from element <paramref name="offset"/> on, as f32 rows
+    /// <paramref name="stride"/> apart: read in place for F32 inputs, else converted into <paramref name="scratch"/>
+    /// ([count][D]).
+    /// </summary>
+    private static float* KeyValueRows(in Problem p, byte* source, long offset, int count, float* scratch, out long stride)
+    {
+        stride = p.Element == DType.F32 ? p.Channels : p.HeadDim;
+        if (p.Element == DType.F32) return (float*)source + offset;
+        for (int j = 0; j < count; j++)
+        {
+            long row = offset + (long)j * p.Channels;
+            float* converted = scratch + (long)j * p.HeadDim;
+            for (int c = 0; c < p.HeadDim; c++) converted[c] = Load(source, row + c, p.Element);
+        }
+        return scratch;
+    }
+
+    /// <summary>Element <paramref name="index"/> of an F32, F16 or BF16 array as f32.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float Load(byte* data, long index, DType element) => element switch
+    {
+        DType.F32 => ((float*)data)[index],
+        DType.F16 => (float)((Half*)data)[index],
+        _ => FloatConversions.BFloat16ToSingle(((ushort*)data)[index]),
+    };
+
+    /// <summary>Writes <paramref name="value"/> rounded to nearest even into an F32, F16 or BF16 array.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Store(byte* data, long index, float value, DType element)
+    {
+        switch (element)
+        {
+            case DType.F32: ((float*)data)[index] = value; break;
+            case DType.F16: ((Half*)data)[index] = (Half)value; break;
+            default: ((ushort*)data)[index] = FloatConversions.SingleToBFloat16(value); break;
         }
     }
 
