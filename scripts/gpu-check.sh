@@ -32,7 +32,7 @@ dotnet build tools/KernelTiming -c Release -nologo -v quiet -clp:ErrorsOnly
 # The test classes of every op family with CUDA kernels, the CUDA backend's own tests and the cuBLAS mapping tests.
 FAMILIES=(ElementwiseTests ClampTests ActivationTests SoftmaxTests LayerNormTests RmsNormTests GroupNormTests
           PermuteSliceTests ConcatTests UpsampleTests PadTests EmbeddingTests TimestepEmbeddingTests
-          AdaptiveAvgPoolTests MatMulTests)
+          AdaptiveAvgPoolTests MatMulTests AttentionTests)
 FILTER="FullyQualifiedName~MeLFusion.Native.Tests.Cuda."
 for family in "${FAMILIES[@]}"; do FILTER+="|FullyQualifiedName~MeLFusion.Native.Tests.Ops.$family."; done
 

@@ -25,7 +25,8 @@ public partial class KernelInventoryTests(ITestOutputHelper output)
         "conv1d_f32",                                                                         // conv1d.cu
         "conv2d_f32",                                                                         // conv2d.cu
         "conv_transpose1d_f32",                                                               // conv_transpose1d.cu
-        "copy_strided_b2", "copy_strided_b4", "copy_strided_b8",                              // copy.cu
+        "copy_strided_b2", "copy_strided_b4", "copy_strided_b8",
+        "copy_transpose_b2", "copy_transpose_b4", "copy_transpose_b8",                        // copy.cu
         "binary_f32", "scalar_f32", "clamp_backward_f32",                                                           // elementwise.cu
         "embedding_check_i32", "embedding_check_i64", "embedding_gather_i32_b2", "embedding_gather_i32_b4",
         "embedding_gather_i64_b2", "embedding_gather_i64_b4",                                 // embedding.cu

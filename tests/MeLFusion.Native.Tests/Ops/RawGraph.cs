@@ -25,6 +25,12 @@ public static class RawGraph
     public static RawTensor Run(string backendName, Func<GraphBuilder, Value[], Value> build, params RawTensor[] inputs)
     {
         using var backend = TestBackends.Create(backendName);
+        return Run(backend, build, inputs);
+    }
+
+    /// <summary>As <see cref="Run(string, Func{GraphBuilder, Value[], Value}, RawTensor[])"/> on <paramref name="backend"/>.</summary>
+    public static RawTensor Run(IBackend backend, Func<GraphBuilder, Value[], Value> build, params RawTensor[] inputs)
+    {
         var g = new GraphBuilder();
         var values = inputs.Select((t, i) => g.Input("in" + i, t.DType, t.Shape)).ToArray();
         var output = g.Output("out", build(g, values));
@@ -49,6 +55,14 @@ public static class RawGraph
     /// <summary>f32 values as a raw tensor.</summary>
     public static RawTensor F32(int[] shape, float[] values) =>
         new(DType.F32, shape, System.Runtime.InteropServices.MemoryMarshal.AsBytes(values.AsSpan()).ToArray());
+
+    /// <summary>Random bytes (any bit pattern, NaNs included) as <paramref name="dtype"/> elements.</summary>
+    public static RawTensor RandomBits(DType dtype, int seed, params int[] shape)
+    {
+        var bytes = new byte[shape.Aggregate(1L, (a, d) => a * d) * dtype.Size()];
+        new Random(seed).NextBytes(bytes);
+        return new RawTensor(dtype, shape, bytes);
+    }
 
     /// <summary>Values 0, 1, 2, ... in row-major order: every element names its own index.</summary>
     public static RawTensor Iota(params int[] shape)

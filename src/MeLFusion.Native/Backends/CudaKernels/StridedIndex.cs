@@ -25,6 +25,12 @@ internal sealed class StridedIndex
 
     public int Rank => _dims.Length;
 
+    /// <summary>Extent of coalesced dim <paramref name="d"/>.</summary>
+    public int Dim(int d) => _dims[d];
+
+    /// <summary>Operand <paramref name="operand"/>'s element stride along coalesced dim <paramref name="d"/>.</summary>
+    public long Stride(int operand, int d) => _strides[operand][d];
+
     /// <summary>
     /// Coalesces <paramref name="output"/>'s dims (row-major, contiguous) over <paramref name="operands"/>, each aligned
     /// at the last dim and broadcast where it has size 1 or lacks the dim. Throws when more than
