@@ -17,9 +17,23 @@ public sealed record CudaDevice(
     /// <summary>f32 FMA lanes per SM: 64 on sm_80 (A100), 128 on sm_86, sm_89 and sm_90.</summary>
     public int Fp32LanesPerMultiprocessor => (ComputeMajor, ComputeMinor) == (8, 0) ? 64 : 128;
 
+    /// <summary>
+    /// Peak dense tensor-core rate in FLOP/s for f16 or bf16 operands with f32 accumulation (what the attention_f16 and
+    /// attention_bf16 kernels do): <see cref="TensorFlopsPerClockPerMultiprocessor"/> × SMs × clock.
+    /// </summary>
+    public double PeakTensorFlopsPerSecond => (double)TensorFlopsPerClockPerMultiprocessor * MultiprocessorCount * ClockKhz * 1e3;
+
+    /// <summary>
+    /// Dense f16/bf16 tensor FLOPs per clock per SM with f32 accumulation, at the full rate of the data-center parts:
+    /// 2048 on sm_80 (A100: 312 TFLOP/s), 1024 on sm_86 and sm_89 (A10, A40, L4, L40S), 4096 on sm_90 (H100, H200).
+    /// GeForce parts (and the L40) accumulate in f32 at half that rate, so their fraction of this peak reads as half.
+    /// </summary>
+    public int TensorFlopsPerClockPerMultiprocessor => ComputeMajor >= 9 ? 4096 : (ComputeMajor, ComputeMinor) == (8, 0) ? 2048 : 1024;
+
     public override string ToString() =>
         $"{Name} (sm_{ComputeMajor}{ComputeMinor}, {MultiprocessorCount} SMs, {TotalMemoryBytes / (1L << 30)} GiB, " +
-        $"peak {PeakBytesPerSecond / 1e9:F0} GB/s and {PeakF32FlopsPerSecond / 1e12:F1} f32 TFLOP/s)";
+        $"peak {PeakBytesPerSecond / 1e9:F0} GB/s, {PeakF32FlopsPerSecond / 1e12:F1} f32 TFLOP/s and " +
+        $"{PeakTensorFlopsPerSecond / 1e12:F0} f16/bf16 tensor TFLOP/s)";
 
     /// <summary>Queries device <paramref name="ordinal"/>; the driver must be initialised.</summary>
     internal static unsafe CudaDevice Query(int ordinal)
