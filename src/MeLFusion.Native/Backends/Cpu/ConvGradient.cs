@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using MeLFusion.Native.Backends.Cpu.Convolution;
 using MeLFusion.Native.Ops;
 using MeLFusion.Native.Runtime;
@@ -223,7 +224,7 @@ public sealed partial class CpuBackend :
 /// <summary>dy through leaky_relu at x: dy where x &gt; 0, else slope · dy.</summary>
 internal readonly struct LeakyReluGradientOperator : ITernaryOperator
 {
-    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static TV Invoke<TV>(TV dy, TV x, TV slope) where TV : unmanaged, IFloatVector<TV> =>
         TV.Select(TV.GreaterThan(x, TV.Create(0f)), dy, dy * slope);
 }
