@@ -2,21 +2,13 @@
 with and without bias).
 
 Each case stores the inputs, an output gradient dy and torch autograd's input gradients (x.grad after y.backward(dy)),
-computed in float64 from the float32 inputs so the expected values carry no error of their own.
+computed in float64 (grad_common.autograd).
 """
 import torch
 import torch.nn.functional as F
 
 from common import save_fixture, seeded
-
-
-def autograd(fn, inputs, gen):
-    """The output gradient dy and the gradients of every input of fn(*inputs) for y.backward(dy), in float64."""
-    leaves = [x.double().requires_grad_() for x in inputs]
-    y = fn(*leaves)
-    dy = torch.randn(*y.shape, generator=gen)
-    y.backward(dy.double())
-    return dy, [x.grad.float() for x in leaves]
+from grad_common import autograd
 
 
 def matmul_cases(gen):

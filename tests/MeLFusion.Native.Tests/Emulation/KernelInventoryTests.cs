@@ -19,7 +19,7 @@ public partial class KernelInventoryTests(ITestOutputHelper output)
     private static readonly string[] LaunchedKernels =
     [
         "activation_f32", "geglu_f32",                                                        // activations.cu
-        "adaptive_avg_pool_f32",                                                              // adaptive_avg_pool.cu
+        "adaptive_avg_pool_f32", "adaptive_avg_pool_backward_f32",                            // adaptive_avg_pool.cu
         "concat_rows_b1", "concat_rows_b2", "concat_rows_b4", "concat_rows_b8", "concat_rows_b16", // concat.cu
         "conv1d_f32",                                                                         // conv1d.cu
         "conv2d_f32",                                                                         // conv2d.cu
