@@ -1,7 +1,8 @@
 """Gradient fixtures for the data-movement family: adaptive average pooling (1-D on any axis, 2-D; bins that do not
-divide evenly, overlap, or repeat inputs), nearest 2x upsampling, zero padding and concat.
+divide evenly, overlap, or repeat inputs), nearest 2x upsampling, zero padding, concat, and the embedding table (ids
+repeated, rows unused).
 
-Each case stores x, an output gradient dy and torch autograd's dx (grad_common.autograd, float64).
+Each case stores the inputs, an output gradient dy and torch autograd's input gradients (grad_common.autograd, float64).
 """
 import torch
 import torch.nn.functional as F
@@ -64,6 +65,20 @@ def concat(gen):
     return tensors, meta
 
 
+def embedding(gen):
+    tensors, meta = {}, {}
+    for name, vocab, dim, ids in [
+        ("repeats_i64", 6, 4, torch.tensor([[3, 0, 3, 5], [3, 1, 0, 3]])),  # row 3 four times, rows 2 and 4 unused
+        ("i32_1d", 10, 3, torch.tensor([9, 2, 2, 7, 0, 2, 9], dtype=torch.int32)),
+        ("ids_3d", 5, 17, torch.randint(0, 5, (2, 3, 2), generator=gen)),
+    ]:
+        table = torch.randn(vocab, dim, generator=gen)
+        dy, (_, dtable) = autograd(lambda i, t: F.embedding(i.long(), t), [ids, table], gen, differentiable=[False, True])
+        tensors.update({f"{name}.ids": ids, f"{name}.table": table, f"{name}.dy": dy, f"{name}.dtable": dtable})
+        meta[f"{name}.ids_dtype"] = "i32" if ids.dtype == torch.int32 else "i64"
+    return tensors, meta
+
+
 if __name__ == "__main__":
     gen = seeded(41)
     save_fixture("adaptive_avg_pool_grad", *adaptive_avg_pool(gen))
@@ -77,3 +92,4 @@ if __name__ == "__main__":
         (name, shape, lambda x, pad=pad: F.pad(x, pad), {"pad": ",".join(map(str, pad))}) for name, (shape, pad) in pads.items()
     ]))
     save_fixture("concat_grad", *concat(gen))
+    save_fixture("embedding_grad", *embedding(gen))

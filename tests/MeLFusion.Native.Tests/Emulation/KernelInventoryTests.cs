@@ -27,7 +27,8 @@ public partial class KernelInventoryTests(ITestOutputHelper output)
         "copy_strided_b2", "copy_strided_b4", "copy_strided_b8",                              // copy.cu
         "binary_f32", "scalar_f32",                                                           // elementwise.cu
         "embedding_check_i32", "embedding_check_i64", "embedding_gather_i32_b2", "embedding_gather_i32_b4",
-        "embedding_gather_i64_b2", "embedding_gather_i64_b4",                                 // embedding.cu
+        "embedding_gather_i64_b2", "embedding_gather_i64_b4", "embedding_backward_links_i32",
+        "embedding_backward_links_i64", "embedding_backward_sum_i32", "embedding_backward_sum_i64", // embedding.cu
         "gemm_f32", "bias_add_f32",                                                           // gemm.cu
         "group_norm_f32", "group_norm_f16", "group_norm_bf16",                                // group_norm.cu
         "layer_norm_f32",                                                                     // layer_norm.cu
