@@ -36,6 +36,8 @@ public partial class KernelInventoryTests(ITestOutputHelper output)
         "reduce_sum_f32",                                                                     // reduce.cu
         "rms_norm_f32",                                                                       // rms_norm.cu
         "softmax_f32",                                                                        // softmax.cu
+        "stft_magnitude_f32", "stft_magnitude_backward_frames_f32", "stft_magnitude_backward_overlap_f32",
+        "log_clamp_f32", "log_clamp_backward_f32",                                            // stft.cu
         "timestep_embedding_f32", "timestep_embedding_i32", "timestep_embedding_i64",         // timestep_embedding.cu
         "upsample_nearest2x_b2", "upsample_nearest2x_b4",                                     // upsample.cu
         "fill_zero_f32", "view_scatter_f32",                                                  // view_scatter.cu
