@@ -1,8 +1,10 @@
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using MeLFusion.Native.Backends.Cpu;
+using MeLFusion.Native.Backends.CudaEmulated;
 using MeLFusion.Native.Ops;
 using MeLFusion.Native.Runtime;
+using MeLFusion.Native.Tests.Emulation;
 using MeLFusion.Native.Tests.Support;
 using static MeLFusion.Native.Tests.Support.OpRunner;
 
@@ -99,6 +101,25 @@ public class AudioGradientTests
         var dx = GradientFixtureRunner.Gradients(backend, (g, i) => g.LogClamp(i[0], min),
             [f.Feed("log_clamp.x", "x")], f.Feed("log_clamp.dy", "dy"), "x")[0];
         Check.Close(f.F32("log_clamp.dx"), dx, 0f, 1e-6f, $"{backend}: log_clamp dx");
+    }
+
+    /// <summary>
+    /// The CUDA kernels' shared-memory FFTs under the emulator's thread orders (in order, reversed, random) and OS thread
+    /// counts: a missing barrier would read a stale or unwritten value and change bits.
+    /// </summary>
+    [Theory]
+    [InlineData(64, 16, 48, 100)]
+    [InlineData(256, 64, 256, 300)]
+    public void StftGradientIsBitwiseIdenticalUnderEverySchedule(int nFft, int hop, int window, int samples)
+    {
+        var random = new Random(nFft);
+        var forward = new StftMagnitudeOp(nFft, hop, window);
+        Func<GraphBuilder, Value[], Value> build = (g, i) => g.Apply(new StftMagnitudeGradientOp(forward), i[0], i[1]);
+        Feed[] feeds = [Feed.Uniform(random, 1f, "wave", 2, samples), Feed.Uniform(random, 1f, "dy", 2, forward.Bins, forward.FrameCount(samples))];
+        var inOrder = EmulatedDevice.RunGraph(build, feeds, EmulatorSchedule.InOrder, 17, 1);
+        Assert.DoesNotContain(inOrder, float.IsNaN);
+        Assert.Equal(inOrder, EmulatedDevice.RunGraph(build, feeds, EmulatorSchedule.Reverse, 17, 2));
+        Assert.Equal(inOrder, EmulatedDevice.RunGraph(build, feeds, EmulatorSchedule.Random, 17, 3));
     }
 
     [Theory]
