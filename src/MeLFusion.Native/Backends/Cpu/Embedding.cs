@@ -46,7 +46,7 @@ public sealed partial class CpuBackend : IKernel<EmbeddingOp>, IKernel<Embedding
         long* ids64 = ids.Ptr<long>();
         float* rows = dy.Ptr<float>();
         float* table = dtable.Ptr<float>();
-        // A band's cost is a pass over the ids plus its share of the rows to clear and add.
+        // Every band repeats the scan of all ids, so bands are made wide enough that clearing their rows outweighs it.
         long minBand = Math.Max(1, (count + DataMovement.MinParallelBytes / sizeof(float)) / width);
         CpuParallel.For(vocabulary, minBand, (first, end) =>
         {

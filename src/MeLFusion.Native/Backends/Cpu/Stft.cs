@@ -157,7 +157,7 @@ internal static unsafe partial class StftKernel
         (int)Math.Max(1, Math.Min(CpuParallel.Workers * 4L, (long)batch * ((frames + MaxLanes - 1) / MaxLanes)));
 
     /// <summary>One block buffer: M complex elements of MaxLanes re then MaxLanes im floats.</summary>
-    internal static long SlotFloats(RealFftPlan plan) => 2L * plan.Half * MaxLanes;
+    private static long SlotFloats(RealFftPlan plan) => 2L * plan.Half * MaxLanes;
 
     public static long WorkspaceBytes(RealFftPlan plan, int batch, int frames) =>
         Slots(batch, frames) * SlotFloats(plan) * sizeof(float);
