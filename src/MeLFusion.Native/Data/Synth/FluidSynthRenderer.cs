@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using MeLFusion.Native.IO.Audio;
+using MeLFusion.Native.Training.Data;
 
 namespace MeLFusion.Native.Data.Synth;
 
@@ -15,12 +16,13 @@ public sealed class SynthToolMissingException(string message) : Exception(messag
 public sealed class FluidSynthRenderer
 {
     public const string DefaultSoundFont = "/usr/share/sounds/sf2/FluidR3_GM.sf2";
-    public const int SampleRate = 16000;
+    /// <summary>The training clip format's rate (<see cref="AudioClipFormat.MeLFusion"/>), so no resampling is needed.</summary>
+    public const int SampleRate = AudioClipFormat.SpecSampleRate;
 
     /// <summary>10.24 s at 16 kHz: the 1024 mel frames × hop 160 of spec §1.5.</summary>
-    public const int ClipSamples = 163840;
+    public const int ClipSamples = AudioClipFormat.SpecSamples;
 
-    public const float ClipPeak = 0.5f;
+    public const float ClipPeak = AudioClipFormat.SpecPeak;
 
     private const string InstallHint = "sudo apt-get install fluidsynth fluid-soundfont-gm";
 
