@@ -170,6 +170,9 @@ public sealed class DataLoader
         {
             for (int epoch = start.Epoch, index = start.Index; epoch < endEpoch; epoch++, index = 0)
             {
+                // Otherwise a run of many epochs would spin through empty ones.
+                if (_bad.Count == _examples.Length)
+                    throw new InvalidDataException($"none of the {_examples.Length} examples could be decoded (first: {Warnings.FirstOrDefault()})");
                 var order = EpochOrder(epoch);
                 while (index < order.Length)
                 {
@@ -185,9 +188,17 @@ public sealed class DataLoader
         }
         catch (Exception e)
         {
-            // Under BadDataPolicy.Fail (or an unexpected failure) the consumer rethrows it in its own thread.
+            // Under BadDataPolicy.Fail (or an unexpected failure) the consumer rethrows it in its own thread, after the
+            // batches before it; waiting for queue space ends early only if the consumer leaves.
             var cause = e is AggregateException { InnerExceptions.Count: 1 } single ? single.InnerExceptions[0] : e;
-            queue.TryAdd((null, ExceptionDispatchInfo.Capture(cause)));
+            try
+            {
+                queue.Add((null, ExceptionDispatchInfo.Capture(cause)), stop);
+            }
+            catch (OperationCanceledException)
+            {
+                // The consumer is gone; nobody is left to tell.
+            }
         }
         finally
         {

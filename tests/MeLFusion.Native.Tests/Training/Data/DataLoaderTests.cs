@@ -76,11 +76,14 @@ public sealed class DataLoaderTests : IDisposable
         Assert.Null(batch.Images);
         Assert.Equal(0, batch.ImageSize);
 
-        // Asking for images from examples read without them is a reported problem, not a crash.
+        // Asking for images from examples read without them is a reported problem, not a crash; when no example is
+        // usable, an endless run stops with an error instead of spinning through empty epochs.
         var loader = new DataLoader(Examples(ImageColumn.Ignored), Small);
         Assert.Empty(loader.Batches(endEpoch: 1));
         Assert.Equal(7, loader.Warnings.Count);
         Assert.Contains("has no image", loader.Warnings[0]);
+        var e = Assert.Throws<InvalidDataException>(() => loader.Batches().ToList());
+        Assert.Contains("none of the 7 examples could be decoded", e.Message);
     }
 
     [Fact]
@@ -128,6 +131,21 @@ public sealed class DataLoaderTests : IDisposable
         var e = Assert.Throws<TrainingDataException>(() => strict.Batches(endEpoch: 1).ToList());
         Assert.Equal((manifest, 3), (e.Manifest, e.Line));
         Assert.Contains(_data.AudioPath(2), e.Message);
+    }
+
+    [Fact]
+    public void UnderFailTheBatchesBeforeTheBadExampleArriveThenItsError()
+    {
+        File.WriteAllText(_data.AudioPath(6), "");
+        var loader = new DataLoader(Examples(), Small with { BatchSize = 1, PrefetchBatches = 1, Shuffle = false, BadData = BadDataPolicy.Fail });
+        using var batches = loader.Batches(endEpoch: 1).GetEnumerator();
+        for (int i = 0; i < 6; i++)
+        {
+            Assert.True(batches.MoveNext());
+            Assert.Equal(i.ToString("D3"), batches.Current.Examples.Single().Id);
+        }
+        var e = Assert.Throws<TrainingDataException>(() => batches.MoveNext());
+        Assert.Equal(7, e.Line);
     }
 
     [Fact]
