@@ -18,7 +18,7 @@ public partial class KernelInventoryTests(ITestOutputHelper output)
     /// <summary>The kernels CudaKernelBackend launches by name, per kernels/*.cu family.</summary>
     private static readonly string[] LaunchedKernels =
     [
-        "activation_f32", "geglu_f32",                                                        // activations.cu
+        "activation_f32", "geglu_f32", "activation_backward_f32", "geglu_backward_f32",      // activations.cu
         "adaptive_avg_pool_f32",                                                              // adaptive_avg_pool.cu
         "concat_rows_b1", "concat_rows_b2", "concat_rows_b4", "concat_rows_b8", "concat_rows_b16", // concat.cu
         "conv1d_f32",                                                                         // conv1d.cu
@@ -29,12 +29,13 @@ public partial class KernelInventoryTests(ITestOutputHelper output)
         "embedding_check_i32", "embedding_check_i64", "embedding_gather_i32_b2", "embedding_gather_i32_b4",
         "embedding_gather_i64_b2", "embedding_gather_i64_b4",                                 // embedding.cu
         "gemm_f32", "bias_add_f32",                                                           // gemm.cu
-        "group_norm_f32", "group_norm_f16", "group_norm_bf16",                                // group_norm.cu
-        "layer_norm_f32",                                                                     // layer_norm.cu
+        "group_norm_f32", "group_norm_f16", "group_norm_bf16", "group_norm_backward_input_f32",
+        "group_norm_backward_params_f32",                                                     // group_norm.cu
+        "layer_norm_f32", "layer_norm_backward_input_f32", "layer_norm_backward_params_f32", // layer_norm.cu
         "pad2d_b2", "pad2d_b4", "pad2d_b8",                                                   // pad.cu
         "reduce_sum_f32",                                                                     // reduce.cu
-        "rms_norm_f32",                                                                       // rms_norm.cu
-        "softmax_f32",                                                                        // softmax.cu
+        "rms_norm_f32", "rms_norm_backward_input_f32", "rms_norm_backward_weight_f32",       // rms_norm.cu
+        "softmax_f32", "softmax_backward_f32",                                                // softmax.cu
         "timestep_embedding_f32", "timestep_embedding_i32", "timestep_embedding_i64",         // timestep_embedding.cu
         "upsample_nearest2x_b2", "upsample_nearest2x_b4",                                     // upsample.cu
         "fill_zero_f32", "view_scatter_f32",                                                  // view_scatter.cu
