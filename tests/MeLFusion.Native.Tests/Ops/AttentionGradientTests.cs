@@ -1,4 +1,5 @@
 using System.Globalization;
+using MeLFusion.Native.Backends.CudaEmulated;
 using MeLFusion.Native.Backends.Cpu;
 using MeLFusion.Native.Ops;
 using MeLFusion.Native.Runtime;
@@ -101,6 +102,42 @@ public class AttentionGradientTests
         GradCheck.Run(backend, Build, feeds);
         GradCheck.Run(backend, Build, feeds, differentiate: ["q"]);
         GradCheck.Run(backend, Build, feeds, differentiate: ["v"]);
+    }
+
+    /// <summary>Head dim 160: the GPU kernels shrink their tiles to fit shared memory (dk/dv to 16 queries × 8 keys).</summary>
+    [Theory]
+    [MemberData(nameof(TestBackends.Supporting), typeof(AttentionKeyValueGradientOp), MemberType = typeof(TestBackends))]
+    public void LargeHeadDimPassesGradCheck(string backend)
+    {
+        var random = new Random(14);
+        GradCheck.Run(backend, (g, x) => g.Attention(x[0], x[1], x[2], 1),
+            [Feed.Uniform(random, 0.5f, "q", 1, 18, 160), Feed.Uniform(random, 0.5f, "k", 1, 11, 160), Feed.Uniform(random, 1f, "v", 1, 11, 160)]);
+    }
+
+    /// <summary>
+    /// The CUDA kernels under the emulator with threads in index order, reversed and random, on 1 to 3 OS threads: a
+    /// missing barrier would read unwritten (NaN) shared memory or a stale tile, and an order-dependent sum would change
+    /// bits. The shapes span several query and key tiles, with masked keys. Also the CPU's values, within tolerance.
+    /// </summary>
+    [Theory]
+    [InlineData("query")]
+    [InlineData("key_value")]
+    public void CudaKernelsAreBitwiseIdenticalUnderEveryEmulatorSchedule(string gradient)
+    {
+        var random = new Random(15);
+        var mask = new Feed("mask", [2, 37], [.. Enumerable.Range(0, 74).Select(i => i % 37 < 30 - 9 * (i / 37) || i % 5 == 0 ? 1f : 0f)], DType.I32);
+        Feed[] feeds =
+        [
+            Feed.Uniform(random, 1f, "q", 2, 45, 80), Feed.Uniform(random, 1f, "k", 2, 37, 80), Feed.Uniform(random, 1f, "v", 2, 37, 80),
+            Feed.Uniform(random, 1f, "o", 2, 45, 80), Feed.Uniform(random, 1f, "dy", 2, 45, 80), mask,
+        ];
+        Op op = gradient == "query" ? new AttentionQueryGradientOp(2) : new AttentionKeyValueGradientOp(2);
+        Value Build(GraphBuilder g, Value[] x) => g.Apply(op, x);
+        var inOrder = Emulation.EmulatedDevice.RunGraph(Build, feeds, EmulatorSchedule.InOrder, 17, 1);
+        Assert.DoesNotContain(inOrder, float.IsNaN);
+        Assert.Equal(inOrder, Emulation.EmulatedDevice.RunGraph(Build, feeds, EmulatorSchedule.Reverse, 17, 2));
+        Assert.Equal(inOrder, Emulation.EmulatedDevice.RunGraph(Build, feeds, EmulatorSchedule.Random, 17, 3));
+        Check.Close(Run("cpu", Build, feeds), inOrder, Atol, Rtol, gradient);
     }
 
     [Fact]
