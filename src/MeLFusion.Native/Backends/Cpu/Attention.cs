@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using MeLFusion.Native.Ops;
 using MeLFusion.Native.Runtime;
 
@@ -223,6 +224,8 @@ internal static unsafe partial class FlashAttention
             // A tile of padding keys leaves max, sum and output unchanged (text padding often fills a whole tile).
             if (AllMasked(mask, firstKey, count)) continue;
             long offset = (long)firstKey * p.Channels;
+            PrefetchNextTile(keys + offset, p.Channels, p.Keys - firstKey, d);
+            PrefetchNextTile(values + offset, p.Channels, p.Keys - firstKey, d);
             Scores<TV, TS>(keys + offset, p.Channels, count, qt, d, scores, lanes);
             MaskScores(mask, firstKey, count, scores, lanes);
             UpdateSoftmax<TV, TS>(scores, count, lanes, rowMax, rowSum, rescale);
@@ -232,6 +235,21 @@ internal static unsafe partial class FlashAttention
         // Normalise by the softmax sum; rows that saw no unmasked key have sum 0 and are defined as zeros.
         InverseSums<TV, TS>(rowSum, lanes, 1f, rescale);
         StoreTransposed(ot, rescale, 1f, queries, d, p.Out + ((long)batch * p.Queries + firstQuery) * p.Channels + headOffset, p.Channels);
+    }
+
+    /// <summary>
+    /// Asks for the rows of the streamed tile after the one at <paramref name="tile"/> (of <paramref name="remaining"/>
+    /// rows from there) to be brought into L2 while this one is computed: for long sequences they come from L3, and the
+    /// rows are strided (one head's slice of each token), which the hardware prefetchers follow poorly.
+    /// </summary>
+    private static void PrefetchNextTile(float* tile, long stride, int remaining, int d)
+    {
+        if (!Sse.IsSupported) return;
+        int rows = Math.Min(RowTile, remaining - RowTile);
+        float* next = tile + RowTile * stride;
+        for (int j = 0; j < rows; j++)
+            for (int c = 0; c < d; c += 16)
+                Sse.Prefetch1(next + j * stride + c);
     }
 
     /// <summary>factor / sum per lane, 0 where the sum is 0 (a row that saw no unmasked key).</summary>

@@ -149,6 +149,8 @@ internal static unsafe partial class FlashAttention
             int count = Math.Min(RowTile, p.Keys - firstKey);
             if (AllMasked(mask, firstKey, count)) continue;
             long offset = (long)firstKey * p.Channels;
+            PrefetchNextTile(keys + offset, p.Channels, p.Keys - firstKey, d);
+            PrefetchNextTile(values + offset, p.Channels, p.Keys - firstKey, d);
             Scores<TV, TS>(keys + offset, p.Channels, count, qt, d, scores, lanes);
             Scores<TV, TS>(values + offset, p.Channels, count, dyt, d, scoreGradients, lanes);
             MaskScores(mask, firstKey, count, scores, lanes);
@@ -188,6 +190,7 @@ internal static unsafe partial class FlashAttention
         {
             int count = Math.Min(RowTile, p.Keys - firstKey);
             if (AllMasked(mask, firstKey, count)) continue;
+            PrefetchNextTile(keys + (long)firstKey * p.Channels, p.Channels, p.Keys - firstKey, d);
             Scores<TV, TS>(keys + (long)firstKey * p.Channels, p.Channels, count, qt, d, scores, lanes);
             MaskScores(mask, firstKey, count, scores, lanes);
             UpdateSoftmax<TV, TS>(scores, count, lanes, rowMax, rowSum, rescale);
@@ -248,6 +251,8 @@ internal static unsafe partial class FlashAttention
         {
             int count = Math.Min(RowTile, p.Queries - firstQuery);
             long offset = (long)firstQuery * p.Channels;
+            PrefetchNextTile(queryRows + offset, p.Channels, p.Queries - firstQuery, d);
+            PrefetchNextTile(gradientRows + offset, p.Channels, p.Queries - firstQuery, d);
             Scores<TV, TS>(queryRows + offset, p.Channels, count, kt, d, probabilities, lanes);
             Scores<TV, TS>(gradientRows + offset, p.Channels, count, vt, d, scoreGradients, lanes);
             for (int i = 0; i < count; i++)
