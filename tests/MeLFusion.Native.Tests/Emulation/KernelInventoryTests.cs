@@ -20,6 +20,8 @@ public partial class KernelInventoryTests(ITestOutputHelper output)
     [
         "activation_f32", "geglu_f32", "activation_backward_f32", "geglu_backward_f32",      // activations.cu
         "adaptive_avg_pool_f32", "adaptive_avg_pool_backward_f32",                            // adaptive_avg_pool.cu
+        "attention_f32", "attention_query_gradient_f32", "attention_row_statistics_f32",
+        "attention_key_value_gradient_f32",                                                   // attention.cu
         "concat_rows_b1", "concat_rows_b2", "concat_rows_b4", "concat_rows_b8", "concat_rows_b16", // concat.cu
         "conv1d_f32",                                                                         // conv1d.cu
         "conv2d_f32",                                                                         // conv2d.cu
