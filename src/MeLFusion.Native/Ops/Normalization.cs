@@ -41,6 +41,7 @@ public sealed class GroupNormOp : Op<GroupNormOp>, IDifferentiable
         return new TensorDesc(DType.F32, new TensorShape(x.Shape.Dims.ToArray()));
     }
 
+    /// <summary>dx by <see cref="GroupNormInputGradientOp"/>; dweight and dbias as the rows of one <see cref="GroupNormParamGradientOp"/>.</summary>
     public void Backward(GradientContext context) =>
         NormalizationGradients.Give(context, HasWeight, HasBias, new GroupNormInputGradientOp(this), new GroupNormParamGradientOp(this));
 }
@@ -68,6 +69,7 @@ public sealed class LayerNormOp(float epsilon, bool hasWeight, bool hasBias) : O
         return new TensorDesc(DType.F32, new TensorShape(x.Shape.Dims.ToArray()));
     }
 
+    /// <summary>dx by <see cref="LayerNormInputGradientOp"/>; dweight and dbias as the rows of one <see cref="LayerNormParamGradientOp"/>.</summary>
     public void Backward(GradientContext context) =>
         NormalizationGradients.Give(context, HasWeight, HasBias, new LayerNormInputGradientOp(this), new LayerNormParamGradientOp(this));
 }
@@ -92,6 +94,7 @@ public sealed class RmsNormOp(float epsilon) : Op<RmsNormOp>, IDifferentiable
         return new TensorDesc(DType.F32, new TensorShape(x.Shape.Dims.ToArray()));
     }
 
+    /// <summary>dx by <see cref="RmsNormInputGradientOp"/>, dweight by <see cref="RmsNormWeightGradientOp"/>.</summary>
     public void Backward(GradientContext context)
     {
         Value[] inputs = [context.Input(0), context.Input(1), context.OutputGradient];

@@ -5,8 +5,8 @@ namespace MeLFusion.Native.Backends.Cpu;
 /// <summary>
 /// Transcendental functions for <see cref="IFloatVector{TSelf}"/> at every width, branch-free. Measured against
 /// double-precision references over dense grids (see ActivationTests): relative error at most about 2e-7 for
-/// <see cref="Exp"/> and <see cref="Tanh"/>, 6e-7 for <see cref="NormalCdf"/>, wherever the true result is a normal
-/// float. NaN in gives NaN out. The exponential underflows to 0 below x = -87.68 and overflows to +infinity above
+/// <see cref="Exp"/>, <see cref="Log"/> and <see cref="Tanh"/>, 3e-7 for <see cref="NormalPdf"/>, 6e-7 for
+/// <see cref="NormalCdf"/>, wherever the true result is a normal float. NaN in gives NaN out. The exponential underflows to 0 below x = -87.68 and overflows to +infinity above
 /// x = 88.38 (where the true value is within a factor 1.4 of float.MaxValue).
 /// </summary>
 internal static class SimdMath
