@@ -157,11 +157,14 @@ public sealed class AttentionKeyValueGradientOp(int heads, float? scale = null) 
         return new TensorDesc(DType.F32, new TensorShape(2, k[0], k[1], k[2]));
     }
 
-    /// <summary>Floats of the per-query-row statistics: log-sum-exp and rowsum(dy ∘ o) for each (batch, head, query).</summary>
-    public long RowStatisticsFloats(ReadOnlySpan<TensorDesc> inputs) => 2L * inputs[0].Shape[0] * Heads * inputs[0].Shape[1];
+    /// <summary>
+    /// Floats of the per-query-row statistics for queries of shape <paramref name="q"/>: the log-sum-exp of each
+    /// (batch, head, query) row's scaled scores, then each row's rowsum(dy ∘ o); [2, B·H, N].
+    /// </summary>
+    public long RowStatisticsFloats(TensorShape q) => 2L * q[0] * Heads * q[1];
 
     public override long WorkspaceBytes(ReadOnlySpan<TensorDesc> inputs, TensorDesc output) =>
-        RowStatisticsFloats(inputs) * sizeof(float);
+        RowStatisticsFloats(inputs[0].Shape) * sizeof(float);
 }
 
 public static class AttentionGraphExtensions

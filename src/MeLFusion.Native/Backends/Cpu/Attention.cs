@@ -95,6 +95,8 @@ internal static unsafe partial class FlashAttention
         public float* OutGradient;
         /// <summary>Backward: dq [Batch, Queries, Channels], dk and dv [Batch, Keys, Channels] (those being computed).</summary>
         public float* QueryGradient, KeyGradient, ValueGradient;
+        /// <summary>Key/value gradient: per (batch, head, query) row, [Batch·Heads·Queries] each, filled by its first pass.</summary>
+        public float* RowLogSumExp, RowDelta;
     }
 
     public static void Run(in Problem problem, float* workspace, int vectorBitsLimit) =>
