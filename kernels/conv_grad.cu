@@ -12,8 +12,8 @@
 // slicing depends only on the shapes (CudaKernels/Conv.cs ConvWeightGradientSlices), so every device sums alike.
 //
 // Launch: input gradients grid (ceil(batch·positions / 64), ceil(Cin / 64)), weight gradients grid
-// (ceil(Cin·taps / 64), ceil(Cout / 64), slices), block 256, no dynamic shared memory; conv_slice_sum_f32 and
-// leaky_relu_grad_f32 any grid, block a multiple of 32.
+// (ceil(Cin·taps / 64), ceil(Cout / 64), slices), block 256, no dynamic shared memory; conv_slice_sum_f32 any grid,
+// block a multiple of 32.
 #include "implicit_gemm.cuh"
 
 extern "C" __global__ void __launch_bounds__(256)
@@ -138,12 +138,3 @@ extern "C" __global__ void conv_slice_sum_f32(const float* __restrict__ partials
     }
 }
 MF_EXPORT_KERNEL(conv_slice_sum_f32)
-
-/// dx = dy where x > 0, else slope · dy: the gradient through a fused input leaky-ReLU. dx may be dy (in place).
-extern "C" __global__ void leaky_relu_grad_f32(const float* dy, const float* __restrict__ x, float* dx, long long count,
-                                               float slope)
-{
-    for (unsigned long long i = mf::grid_first(); i < static_cast<unsigned long long>(count); i += mf::grid_stride())
-        dx[i] = x[i] > 0.0f ? dy[i] : dy[i] * slope;
-}
-MF_EXPORT_KERNEL(leaky_relu_grad_f32)

@@ -11,7 +11,7 @@
 //
 // Table gradient (embedding_backward_*): dtable row v is the sum of dy's rows at the positions i with ids[i] = v, added
 // in position order, without atomics. embedding_backward_links_* gives every position i the next position with the same
-// id (next[i], -1 for none) and marks the first of each id (head[i]); fill_zero_f32 clears dtable; then
+// id (next[i], -1 for none) and marks the first of each id (head[i]); optimizer.cu's fill_f32 clears dtable; then
 // embedding_backward_sum_* runs one thread per (position, column), and the thread of each head walks its id's chain in
 // order and writes the row's column once. The links scan the ids from each position to the neighbouring occurrences,
 // O(count²) comparisons at worst (all ids distinct): cheap next to the sum for a batch of token sequences.

@@ -136,7 +136,7 @@ public sealed class Conv1dOp : Op<Conv1dOp>, IDifferentiable
 
     /// <summary>
     /// dx by <see cref="Conv1dInputGradientOp"/> (the gradient of the activated input), then through the leaky-ReLU by
-    /// <see cref="LeakyReluGradientOp"/>; dweight by <see cref="Conv1dWeightGradientOp"/>, which activates x as it
+    /// <see cref="ActivationGradientOp"/> (leaky ReLU); dweight by <see cref="Conv1dWeightGradientOp"/>, which activates x as it
     /// gathers it; bias and residual as <see cref="ConvGradients.Epilogue"/>.
     /// </summary>
     public void Backward(GradientContext context)
@@ -146,7 +146,7 @@ public sealed class Conv1dOp : Op<Conv1dOp>, IDifferentiable
         if (context.NeedsGradient(0))
         {
             var activated = g.Conv1dInputGradient(dy, weight, x.Shape[2], Stride, Padding, Dilation);
-            context.AddGradient(0, InputLeakySlope is { } slope ? g.LeakyReluGradient(activated, x, slope) : activated);
+            context.AddGradient(0, InputLeakySlope is { } slope ? g.Apply(new ActivationGradientOp(Activation.LeakyRelu, slope), x, activated) : activated);
         }
         if (context.NeedsGradient(1))
             context.AddGradient(1, g.Conv1dWeightGradient(x, dy, weight.Shape[2], Stride, Padding, Dilation, InputLeakySlope));
@@ -209,7 +209,7 @@ public sealed class ConvTranspose1dOp : Op<ConvTranspose1dOp>, IDifferentiable
     /// dL/da = conv1d(dy, w) with this stride and padding (weight [Cin, Cout, K] read as conv1d's [Cout', Cin', K], and
     /// the output padding only adds positions that conv1d's floor division drops), and dL/dw = the conv1d weight
     /// gradient with dy as that convolution's input and a as its output gradient. a = leaky_relu(x) when the input
-    /// activation is fused; dx then goes through <see cref="LeakyReluGradientOp"/>.
+    /// activation is fused; dx then goes through <see cref="ActivationGradientOp"/> (leaky ReLU).
     /// </summary>
     public void Backward(GradientContext context)
     {
@@ -218,7 +218,7 @@ public sealed class ConvTranspose1dOp : Op<ConvTranspose1dOp>, IDifferentiable
         if (context.NeedsGradient(0))
         {
             var activated = g.Conv1d(dy, weight, stride: Stride, padding: Padding);
-            context.AddGradient(0, InputLeakySlope is { } slope ? g.LeakyReluGradient(activated, x, slope) : activated);
+            context.AddGradient(0, InputLeakySlope is { } slope ? g.Apply(new ActivationGradientOp(Activation.LeakyRelu, slope), x, activated) : activated);
         }
         if (context.NeedsGradient(1))
         {
@@ -378,31 +378,6 @@ public sealed class Conv1dWeightGradientOp : Op<Conv1dWeightGradientOp>
     }
 }
 
-/// <summary>
-/// The gradient through the convolutions' fused input leaky-ReLU: dx = dy where x &gt; 0, else slope·dy (PyTorch's
-/// convention at 0). Inputs: dy, x of the same dims; the output may reuse dy's memory.
-/// </summary>
-public sealed class LeakyReluGradientOp : Op<LeakyReluGradientOp>
-{
-    public LeakyReluGradientOp(float slope)
-    {
-        ConvValidation.Slope("leaky_relu_grad", slope);
-        Slope = slope;
-    }
-
-    public float Slope { get; }
-    public override string Name => "leaky_relu_grad";
-    public override int InPlaceInput => 0;
-
-    public override TensorDesc InferOutput(ReadOnlySpan<TensorDesc> inputs)
-    {
-        ConvValidation.InputCount(Name, inputs, 2);
-        if (!inputs[0].Shape.SameDims(inputs[1].Shape))
-            throw Invalid(Name, $"gradient {inputs[0].Shape} and input {inputs[1].Shape} must have the same dims");
-        return new TensorDesc(DType.F32, new TensorShape(inputs[1].Shape.Dims.ToArray()));
-    }
-}
-
 /// <summary>The parts of the convolutions' gradient rules that do not depend on the convolution.</summary>
 internal static class ConvGradients
 {
@@ -507,10 +482,6 @@ public static class ConvGraphExtensions
     public static Value Conv1dWeightGradient(this GraphBuilder g, Value x, Value dy, int kernel, int stride = 1, int padding = 0,
         int dilation = 1, float? inputLeakySlope = null) =>
         g.Apply(new Conv1dWeightGradientOp(kernel, stride, padding, dilation, inputLeakySlope), x, dy);
-
-    /// <summary>dy through leaky_relu(x, slope); see <see cref="LeakyReluGradientOp"/>.</summary>
-    public static Value LeakyReluGradient(this GraphBuilder g, Value dy, Value x, float slope) =>
-        g.Apply(new LeakyReluGradientOp(slope), dy, x);
 
     private static Value[] Inputs(Value x, Value weight, Value? bias, Value? residual)
     {

@@ -27,7 +27,7 @@ public partial class KernelInventoryTests(ITestOutputHelper output)
         "conv2d_f32",                                                                         // conv2d.cu
         "conv_transpose1d_f32",                                                               // conv_transpose1d.cu
         "conv2d_input_grad_f32", "conv2d_weight_grad_f32", "conv1d_input_grad_f32", "conv1d_weight_grad_f32",
-        "conv_slice_sum_f32", "leaky_relu_grad_f32",                                          // conv_grad.cu
+        "conv_slice_sum_f32",                                          // conv_grad.cu
         "copy_strided_b2", "copy_strided_b4", "copy_strided_b8",                              // copy.cu
         "binary_f32", "scalar_f32", "clamp_backward_f32",                                     // elementwise.cu
         "embedding_check_i32", "embedding_check_i64", "embedding_gather_i32_b2", "embedding_gather_i32_b4",

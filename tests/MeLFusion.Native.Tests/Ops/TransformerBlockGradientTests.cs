@@ -31,7 +31,7 @@ public class TransformerBlockGradientTests
     }
 
     /// <summary>Gradients of x and every parameter; the layer norm, GEGLU and residual gradients meet linear's.</summary>
-    [Theory(Skip = "needs linear gradient (merged separately)")]
+    [Theory]
     [MemberData(nameof(TestBackends.Supporting), typeof(GegluGradientOp), MemberType = typeof(TestBackends))]
     public void GradientsMatchTorchAutograd(string backend)
     {

@@ -38,8 +38,7 @@ public sealed partial class CpuBackend :
     IKernel<Conv2dInputGradientOp>, IKernelWorkspace<Conv2dInputGradientOp>,
     IKernel<Conv2dWeightGradientOp>, IKernelWorkspace<Conv2dWeightGradientOp>,
     IKernel<Conv1dInputGradientOp>, IKernelWorkspace<Conv1dInputGradientOp>,
-    IKernel<Conv1dWeightGradientOp>, IKernelWorkspace<Conv1dWeightGradientOp>,
-    IKernel<LeakyReluGradientOp>
+    IKernel<Conv1dWeightGradientOp>, IKernelWorkspace<Conv1dWeightGradientOp>
 {
     public long WorkspaceBytes(Conv2dInputGradientOp op, ReadOnlySpan<TensorDesc> inputs, TensorDesc output) =>
         ConvGradientPlan.Of(op.Geometry(inputs[0].Shape, inputs[1].Shape)).WorkspaceFloats * sizeof(float);
@@ -193,15 +192,6 @@ public sealed partial class CpuBackend :
         if (beta == 0f) args.Output.AsSpan<float>().Clear(); // no images: an empty sum
     }
 
-    public unsafe void Execute(LeakyReluGradientOp op, in KernelArgs args)
-    {
-        float* dy = args.Input(0).Ptr<float>(), x = args.Input(1).Ptr<float>(), dx = args.Output.Ptr<float>();
-        float slope = op.Slope;
-        Simd.ParallelFor(args.Output.ElementCount, (start, end) =>
-            Simd.Map<LeakyReluGradientOperator, ContiguousOperand, ContiguousOperand, BroadcastOperand>(
-                new(dy + start), new(x + start), new(slope), dx + start, end - start));
-    }
-
     /// <summary>Adds row (channel, ky, kx) of an im2col matrix for output pixels [first, first + count) back into the image.</summary>
     private static unsafe void Col2ImRow(in Conv2dGeometry g, float* dx, int row, int first, int count, float* src)
     {
@@ -219,12 +209,4 @@ public sealed partial class CpuBackend :
             pixel += run;
         }
     }
-}
-
-/// <summary>dy through leaky_relu at x: dy where x &gt; 0, else slope · dy.</summary>
-internal readonly struct LeakyReluGradientOperator : ITernaryOperator
-{
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static TV Invoke<TV>(TV dy, TV x, TV slope) where TV : unmanaged, IFloatVector<TV> =>
-        TV.Select(TV.GreaterThan(x, TV.Create(0f)), dy, dy * slope);
 }

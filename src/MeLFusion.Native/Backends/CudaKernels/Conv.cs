@@ -13,8 +13,7 @@ namespace MeLFusion.Native.Backends.CudaKernels;
 /// </summary>
 public abstract partial class CudaKernelBackend : IKernel<Conv2dOp>, IKernel<Conv1dOp>, IKernel<ConvTranspose1dOp>,
     IKernel<Conv2dInputGradientOp>, IKernel<Conv2dWeightGradientOp>, IKernelWorkspace<Conv2dWeightGradientOp>,
-    IKernel<Conv1dInputGradientOp>, IKernel<Conv1dWeightGradientOp>, IKernelWorkspace<Conv1dWeightGradientOp>,
-    IKernel<LeakyReluGradientOp>
+    IKernel<Conv1dInputGradientOp>, IKernel<Conv1dWeightGradientOp>, IKernelWorkspace<Conv1dWeightGradientOp>
 {
     /// <summary>Output tile of the convolution kernels (channels and positions) and their block size.</summary>
     private const int ConvTile = 64, ConvThreads = 256;
@@ -111,12 +110,6 @@ public abstract partial class CudaKernelBackend : IKernel<Conv2dOp>, IKernel<Con
             x, dy, slices.Count > 1 ? args.Workspace : dw, g.Batch, g.InChannels, g.OutChannels, g.Length, g.Kernel, g.Stride,
             g.Padding, g.Dilation, g.OutLength, slope.HasValue ? 1 : 0, slope ?? 0f, slices.Length);
         SumSlices(slices, args.Workspace, dw);
-    }
-
-    public void Execute(LeakyReluGradientOp op, in KernelArgs args)
-    {
-        long count = args.Output.ElementCount;
-        LaunchElementwise("leaky_relu_grad_f32", count, args.Input(0), args.Input(1), args.Output, count, op.Slope);
     }
 
     /// <summary>Adds the slices' partial weight gradients in <paramref name="workspace"/> into <paramref name="dw"/>; nothing for one slice.</summary>

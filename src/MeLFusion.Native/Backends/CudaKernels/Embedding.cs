@@ -51,7 +51,7 @@ public abstract partial class CudaKernelBackend : IKernel<EmbeddingOp>, IKernel<
     {
         Tensor ids = args.Input(0), dy = args.Input(1), dtable = args.Output;
         long count = ids.ElementCount;
-        LaunchElementwise("fill_zero_f32", dtable.ElementCount, dtable, dtable.ElementCount);
+        LaunchElementwise("fill_f32", dtable.ElementCount, dtable, dtable.ElementCount, 0f);
         if (count == 0) return;
         string idType = CheckEmbeddingIds(op.Name, ids, op.Vocabulary, dtable);
         nint next = args.Workspace.Data, head = next + (nint)(count * sizeof(long));
