@@ -31,6 +31,7 @@ public static class TrainCommand
         var schedule = new Option<LearningRateScheduleKind?>("--schedule") { Description = "learning-rate schedule" };
         var warmup = new Option<long?>("--warmup") { Description = "linear warm-up steps" };
         var ema = new Option<float?>("--ema") { Description = "keep an EMA of the weights with this decay (exported instead of the raw weights)" };
+        var checkpointing = new Option<bool>("--gradient-checkpointing") { Description = "recompute each block's activations in the backward pass (less memory, about one more forward)" };
         var seed = new Option<ulong?>("--seed") { Description = "seed of data order, noise and fresh weights" };
         var clipSeconds = new Option<double?>("--clip-seconds") { Description = "clip length in seconds" };
         var onlyAlpha = new Option<bool>("--train-only-alpha") { Description = "t2m-unet: train only the visual-synapse alphas" };
@@ -42,7 +43,7 @@ public static class TrainCommand
         var command = new Command("train", "Train a part of the system (UNets, VAEs, vocoder, text encoder) on the graph runtime")
         {
             kind, config, output, model, train, validation, synthetic, steps, batch, accumulation, learningRate, schedule, warmup, ema,
-            seed, clipSeconds, onlyAlpha, only, fromScratch, resume, badData, device,
+            checkpointing, seed, clipSeconds, onlyAlpha, only, fromScratch, resume, badData, device,
         };
         command.SetAction((parse, cancellation) => Task.FromResult(Guard(() =>
         {
@@ -69,6 +70,7 @@ public static class TrainCommand
                     Schedule = parse.GetValue(schedule) ?? o.Schedule,
                     WarmupSteps = parse.GetValue(warmup) ?? o.WarmupSteps,
                     EmaDecay = parse.GetValue(ema) ?? o.EmaDecay,
+                    GradientCheckpointing = parse.GetValue(checkpointing) || o.GradientCheckpointing,
                     Seed = parse.GetValue(seed) ?? o.Seed,
                 },
             };
