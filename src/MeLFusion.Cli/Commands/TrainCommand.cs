@@ -39,11 +39,14 @@ public static class TrainCommand
         var fromScratch = new Option<bool>("--from-scratch") { Description = "start from a fresh initialisation instead of the model directory's part" };
         var resume = new Option<bool>("--resume") { Description = "continue from <out>/checkpoint.safetensors" };
         var badData = new Option<BadDataPolicy?>("--bad-data") { Description = "a missing or corrupt example: Skip (warn) or Fail" };
+        var logEvery = new Option<int?>("--log-every") { Description = "steps between log.csv rows" };
+        var validateEvery = new Option<int?>("--validate-every") { Description = "steps between validation losses (0: only at the end)" };
+        var checkpointEvery = new Option<int?>("--checkpoint-every") { Description = "steps between checkpoints (0: only at the end and on Ctrl-C)" };
         var device = new Option<string>("--device") { Description = $"one of: {string.Join(", ", BackendFactory.Names)}", DefaultValueFactory = _ => "cpu" };
         var command = new Command("train", "Train a part of the system (UNets, VAEs, vocoder, text encoder) on the graph runtime")
         {
             kind, config, output, model, train, validation, synthetic, steps, batch, accumulation, learningRate, schedule, warmup, ema,
-            checkpointing, seed, clipSeconds, onlyAlpha, only, fromScratch, resume, badData, device,
+            checkpointing, seed, clipSeconds, onlyAlpha, only, fromScratch, resume, badData, logEvery, validateEvery, checkpointEvery, device,
         };
         command.SetAction((parse, cancellation) => Task.FromResult(Guard(() =>
         {
@@ -62,6 +65,9 @@ public static class TrainCommand
                 TrainOnly = parse.GetValue(only) is { Length: > 0 } prefixes ? prefixes : c.TrainOnly,
                 FromScratch = parse.GetValue(fromScratch) || c.FromScratch,
                 BadData = parse.GetValue(badData) ?? c.BadData,
+                LogEvery = parse.GetValue(logEvery) ?? c.LogEvery,
+                ValidateEvery = parse.GetValue(validateEvery) ?? c.ValidateEvery,
+                CheckpointEvery = parse.GetValue(checkpointEvery) ?? c.CheckpointEvery,
                 Optimizer = o with
                 {
                     Steps = parse.GetValue(steps) ?? o.Steps,

@@ -66,6 +66,8 @@ public sealed record TrainingConfig
         if (!(ClipSeconds > 0)) throw new ArgumentException($"training: clip seconds must be positive, got {ClipSeconds}");
         if (SyntheticExamples < 0) throw new ArgumentException($"training: synthetic examples must not be negative, got {SyntheticExamples}");
         if (SyntheticExamples == 0 && TrainManifest is null) throw new ArgumentException("training: no train manifest (or synthetic examples) given");
+        if (LogEvery < 0 || ValidateEvery < 0 || CheckpointEvery < 0)
+            throw new ArgumentException($"training: log, validation and checkpoint intervals must not be negative ({LogEvery}, {ValidateEvery}, {CheckpointEvery})");
         if (ValidationBatches < 0) throw new ArgumentException($"training: validation batches must not be negative, got {ValidationBatches}");
         Optimizer.Validate();
         Loss.Validate();
