@@ -21,7 +21,12 @@ OPS = {
     "conv_transpose1d": ("ConvTranspose1dBenchmark.ConvTranspose1d1024", 1.0, "1024->512 k16 s5 on 1024 frames"),
     "stft": ("StftBenchmark.Stft1024", 1.0, "|STFT| of 10.24 s @16 kHz, n_fft 1024, hop 160"),
     "adaptive_avg_pool": ("AdaptiveAvgPoolBenchmark.Pool4096To77", 1.0, "[4096,320] -> [77,1024]"),
+    "train_step": ("TrainStepBenchmark.TinyMusicUNetStep", 1.0,
+                   "tiny music UNet + synapse alphas, batch 1, latent [8,64,16], 16 tokens: fwd + MSE + bwd + clipped AdamW"),
 }
+
+# Ops that process training samples: peer name -> samples per run, for the throughput table.
+SAMPLES_PER_RUN = {"train_step": 1}
 
 
 def ours_ms(benchmark):
@@ -59,6 +64,12 @@ def main():
     for name, shape, ours, peer, ratio, target in rows:
         verdict = "ok" if ratio <= target else "SLOWER THAN TARGET"
         print(f"| {name} | {shape} | {ours:.3f} | {peer:.3f} | {ratio:.2f} | <= {target} | {verdict} |")
+    throughput = [(name, SAMPLES_PER_RUN[name], ours, peer) for name, _, ours, peer, _, _ in rows if name in SAMPLES_PER_RUN]
+    if throughput:
+        print("\n| op | ours (samples/s) | PyTorch 1.13 (samples/s) |")
+        print("|---|---:|---:|")
+        for name, samples, ours, peer in throughput:
+            print(f"| {name} | {samples * 1e3 / ours:.2f} | {samples * 1e3 / peer:.2f} |")
     return 0 if all(r[4] <= r[5] for r in rows) else 1
 
 

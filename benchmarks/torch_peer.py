@@ -1,9 +1,11 @@
 """PyTorch 1.13 CPU peer for the op benchmarks: times the same shapes with 2 threads and prints JSON {op: ms}.
 
 Run with Debian's python3 (python3-torch, libopenblas0-pthread). Each op is timed as the median of repeated runs
-after warm-up, the way BenchmarkDotNet reports ours, so the ratio compares like with like.
+after warm-up, the way BenchmarkDotNet reports ours, so the ratio compares like with like. Inference ops run under
+no_grad; the peers in TRAINING (a whole training step) run with autograd on.
 """
 import json
+import os
 import sys
 import time
 
@@ -65,9 +67,62 @@ def adaptive_avg_pool():
     return lambda: F.adaptive_avg_pool2d(x, (77, 1024))
 
 
-PEERS = {f.__name__: f for f in (sgemm, conv2d, group_norm_silu, attention, conv_transpose1d, stft, adaptive_avg_pool)}
+TRAIN_LATENT_FRAMES = 64  # 2.56 s: 256 mel frames at 100 per second over the music VAE's x4
+TRAIN_TEXT_TOKENS = 16
+TRAIN_TIMESTEP = 500.0
+
+
+def train_step():
+    """One training step of the shipped tiny music UNet, as benchmarks/.../TrainStepBenchmark.cs: batch 1, fixed random
+    latent, text states (all-ones mask) and image features of the image UNet's up-block attn2 tap shapes in the
+    synapse; MSE against a random v target, backward, clip_grad_norm_(1.0), AdamW (lr 1e-4, weight decay 1e-2) over
+    every UNet parameter (the reference's extra zero alphas outside the up-block attn2 get no gradient and are
+    skipped, as torch skips any parameter without one)."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    from pipeline_peer import load_module, read_safetensors, unet_from_config
+    with open(os.path.join(root, "weights", "model.json")) as f:
+        config = json.load(f)
+    music, image = config["music_unet"], config["image_unet"]
+    unet = load_module(unet_from_config(music, True), read_safetensors(os.path.join(root, "weights", "music_unet.safetensors")),
+                       "music_unet").train()
+    bins = config["vocoder"]["mel_channels"] // config["music_vae"]["downsampling"]
+    sample = torch.randn(1, music["in_channels"], TRAIN_LATENT_FRAMES, bins)
+    target = torch.randn(sample.shape)
+    timestep = torch.tensor([TRAIN_TIMESTEP])
+    context = torch.randn(1, TRAIN_TEXT_TOKENS, music["cross_attention_dim"])
+    mask = torch.ones(1, TRAIN_TEXT_TOKENS, dtype=torch.int32)
+    levels = len(image["block_out_channels"])
+    image_latent_side = config["image_size"] // config["image_vae"]["downsampling"]
+    features = {}
+    for block, kind in enumerate(image["up_block_types"]):
+        if kind != "CrossAttnUpBlock2D":
+            continue
+        side = image_latent_side >> (levels - 1 - block)
+        channels = image["block_out_channels"][levels - 1 - block]
+        for attention in range(image["layers_per_block"] + 1):
+            features[(block, attention)] = torch.randn(1, side * side, channels)
+    parameters = list(unet.parameters())
+    optimizer = torch.optim.AdamW(parameters, lr=1e-4, weight_decay=1e-2)
+
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        prediction, _ = unet(sample, timestep, context, mask, features)
+        F.mse_loss(prediction, target).backward()
+        torch.nn.utils.clip_grad_norm_(parameters, 1.0)
+        optimizer.step()
+    return step
+
+
+PEERS = {f.__name__: f for f in (sgemm, conv2d, group_norm_silu, attention, conv_transpose1d, stft, adaptive_avg_pool,
+                                 train_step)}
+TRAINING = {"train_step"}
 
 if __name__ == "__main__":
     names = sys.argv[1:] or list(PEERS)
-    with torch.no_grad():
-        print(json.dumps({name: median_ms(PEERS[name]()) for name in names}))
+    timings = {}
+    for name in names:
+        training = name in TRAINING
+        with torch.set_grad_enabled(training):
+            # A training step takes about a second here: time a few seconds of them, as BenchmarkDotNet's iterations do.
+            timings[name] = median_ms(PEERS[name](), min_seconds=3.0 if training else 1.0)
+    print(json.dumps(timings))

@@ -9,7 +9,14 @@
 // op, id and table size (CudaKernels/Embedding.cs). The gather kernel skips out-of-range ids, so it never reads outside
 // the table.
 //
-// Launch: check: grid 1, block a multiple of 32; gather: any grid, block a multiple of 32. No shared memory.
+// Table gradient (embedding_backward_*): dtable row v is the sum of dy's rows at the positions i with ids[i] = v, added
+// in position order, without atomics. embedding_backward_links_* gives every position i the next position with the same
+// id (next[i], -1 for none) and marks the first of each id (head[i]); optimizer.cu's fill_f32 clears dtable; then
+// embedding_backward_sum_* runs one thread per (position, column), and the thread of each head walks its id's chain in
+// order and writes the row's column once. The links scan the ids from each position to the neighbouring occurrences,
+// O(count²) comparisons at worst (all ids distinct): cheap next to the sum for a batch of token sequences.
+//
+// Launch: check: grid 1, block a multiple of 32; the others: any grid, block a multiple of 32. No shared memory.
 #include "common.cuh"
 
 template <class Id>
@@ -48,6 +55,52 @@ static __device__ __forceinline__ void embedding_gather(const Id* __restrict__ i
         const long long id = static_cast<long long>(ids[row]);
         if (static_cast<unsigned long long>(id) < static_cast<unsigned long long>(vocabulary))
             out[i] = table[static_cast<unsigned long long>(id) * row_units + column];
+    }
+}
+
+template <class Id>
+static __device__ __forceinline__ void embedding_backward_links(const Id* __restrict__ ids, long long count,
+                                                                long long* __restrict__ next, int* __restrict__ head)
+{
+    for (unsigned long long i = mf::grid_first(); i < static_cast<unsigned long long>(count); i += mf::grid_stride())
+    {
+        const Id id = ids[i];
+        long long following = -1;
+        for (long long k = static_cast<long long>(i) + 1; k < count; ++k)
+            if (ids[k] == id)
+            {
+                following = k;
+                break;
+            }
+        int first = 1;
+        for (long long k = static_cast<long long>(i) - 1; k >= 0; --k)
+            if (ids[k] == id)
+            {
+                first = 0;
+                break;
+            }
+        next[i] = following;
+        head[i] = first;
+    }
+}
+
+template <class Id>
+static __device__ __forceinline__ void embedding_backward_sum(const Id* __restrict__ ids, const float* __restrict__ dy,
+                                                              const long long* __restrict__ next,
+                                                              const int* __restrict__ head, float* __restrict__ dtable,
+                                                              long long count, long long vocabulary, int width)
+{
+    const unsigned long long total = static_cast<unsigned long long>(count) * width;
+    for (unsigned long long i = mf::grid_first(); i < total; i += mf::grid_stride())
+    {
+        const unsigned long long position = i / static_cast<unsigned>(width), column = i - position * width;
+        const long long id = static_cast<long long>(ids[position]);
+        if (!head[position] || static_cast<unsigned long long>(id) >= static_cast<unsigned long long>(vocabulary))
+            continue;
+        float sum = 0.0f;
+        for (long long k = static_cast<long long>(position); k >= 0; k = next[k])
+            sum += dy[static_cast<unsigned long long>(k) * width + column];
+        dtable[static_cast<unsigned long long>(id) * width + column] = sum;
     }
 }
 
@@ -100,3 +153,37 @@ extern "C" __global__ void embedding_gather_i64_b4(const long long* __restrict__
     embedding_gather(ids, table, out, count, vocabulary, row_units);
 }
 MF_EXPORT_KERNEL(embedding_gather_i64_b4)
+
+/// next[i]: the next position with ids[i]'s id (-1 for none); head[i]: 1 where no earlier position has it.
+extern "C" __global__ void embedding_backward_links_i32(const int* __restrict__ ids, long long count,
+                                                        long long* __restrict__ next, int* __restrict__ head)
+{
+    embedding_backward_links(ids, count, next, head);
+}
+MF_EXPORT_KERNEL(embedding_backward_links_i32)
+
+extern "C" __global__ void embedding_backward_links_i64(const long long* __restrict__ ids, long long count,
+                                                        long long* __restrict__ next, int* __restrict__ head)
+{
+    embedding_backward_links(ids, count, next, head);
+}
+MF_EXPORT_KERNEL(embedding_backward_links_i64)
+
+/// dtable [vocabulary, width] rows read by ids (cleared beforehand): each the chain sum of dy [count, width] rows.
+extern "C" __global__ void embedding_backward_sum_i32(const int* __restrict__ ids, const float* __restrict__ dy,
+                                                      const long long* __restrict__ next, const int* __restrict__ head,
+                                                      float* __restrict__ dtable, long long count, long long vocabulary,
+                                                      int width)
+{
+    embedding_backward_sum(ids, dy, next, head, dtable, count, vocabulary, width);
+}
+MF_EXPORT_KERNEL(embedding_backward_sum_i32)
+
+extern "C" __global__ void embedding_backward_sum_i64(const long long* __restrict__ ids, const float* __restrict__ dy,
+                                                      const long long* __restrict__ next, const int* __restrict__ head,
+                                                      float* __restrict__ dtable, long long count, long long vocabulary,
+                                                      int width)
+{
+    embedding_backward_sum(ids, dy, next, head, dtable, count, vocabulary, width);
+}
+MF_EXPORT_KERNEL(embedding_backward_sum_i64)

@@ -2,6 +2,7 @@
 // row (max, exponentials stored while summed, scale by 1/sum), each a block-wide reduction in a fixed order (warp
 // shuffles, then shared memory): deterministic, no atomics. A NaN in a row makes the whole row NaN, as in PyTorch.
 // y may be x (in place): each thread reads and writes only its own elements after the maximum is known.
+// The gradient, dx = y · (dy - Σ dy·y), is one block per row too; dx may be dy.
 //
 // Launch: grid (rows), block a multiple of 32 up to 1024; no dynamic shared memory.
 #include "common.cuh"
@@ -29,3 +30,16 @@ extern "C" __global__ void softmax_f32(const float* x, float* y, int length)
     for (int i = threadIdx.x; i < length; i += stride) out[i] *= scale;
 }
 MF_EXPORT_KERNEL(softmax_f32)
+
+extern "C" __global__ void softmax_backward_f32(const float* __restrict__ y, const float* dy, float* dx, int length)
+{
+    __shared__ float scratch[32];
+    const size_t offset = static_cast<size_t>(blockIdx.x) * length;
+    const float* __restrict__ out = y + offset;
+    const float* gradient = dy + offset;
+    float dot = 0.0f;
+    for (int i = threadIdx.x; i < length; i += blockDim.x) dot = fmaf(out[i], gradient[i], dot);
+    dot = mf::block_sum(dot, scratch);
+    for (int i = threadIdx.x; i < length; i += blockDim.x) dx[offset + i] = out[i] * (gradient[i] - dot);
+}
+MF_EXPORT_KERNEL(softmax_backward_f32)

@@ -22,7 +22,7 @@ public class UNetBenchmark
     [GlobalSetup]
     public void Setup()
     {
-        string fixtures = Path.Combine(RepositoryRoot(), "tests", "fixtures");
+        string fixtures = Path.Combine(Repository.Root, "tests", "fixtures");
         string musicPath = Path.Combine(fixtures, "unet_music.safetensors"), imagePath = Path.Combine(fixtures, "unet_image.safetensors");
         _backend = new CpuBackend();
         _music = new WeightSet(_backend, musicPath);
@@ -76,12 +76,5 @@ public class UNetBenchmark
         plan.SetInput<byte>("mask", music.Bytes("input.mask"));
         if (image is not null) plan.SetInput<float>("image_sample", image.ReadF32("input.sample"));
         return plan;
-    }
-
-    private static string RepositoryRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-            if (File.Exists(Path.Combine(dir.FullName, "MeLFusion.Native.sln"))) return dir.FullName;
-        throw new InvalidOperationException("cannot find the repository root (MeLFusion.Native.sln) above " + AppContext.BaseDirectory);
     }
 }

@@ -14,6 +14,7 @@ public static class Program
             DatasetCommand.Create(),
             InitCommand.Create(),
             InspectCommand.Create(),
+            TrainCommand.Create(),
         };
         return root.Parse(args).Invoke();
     }

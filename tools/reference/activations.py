@@ -1,4 +1,4 @@
-"""Fixtures for ActivationOp (GELU erf/tanh, SiLU, leaky ReLU, tanh) and GegluOp.
+"""Fixtures for ActivationOp (GELU erf/tanh, SiLU, leaky ReLU, tanh; exp, log, abs, sqrt, square, sigmoid) and GegluOp.
 
 Expected outputs: torch in float64, rounded to f32, so the tests measure the engine's own error. F.gelu computes
 0.5 x (1 + erf(x/√2)) (and 0.5 x (1 + tanh u) for "tanh"), which cancels for negative x: even in float64 gelu(-8) is
@@ -69,5 +69,37 @@ def main():
     save_fixture("activations", tensors, meta)
 
 
+# The unary functions the training losses use, each over its own domain: log and sqrt over positive numbers (tiny to
+# huge), exp where it stays finite, the rest over [-12, 12]. Special values avoid infinite results, which the tests
+# check separately.
+UNARY = {
+    "exp": (torch.exp, lambda gen, n: torch.rand(n, generator=gen) * 24 - 12,
+            [0.0, -0.0, 1e-30, -1e-30, 1e-6, -1e-6, 0.5, -0.5, 30.0, -30.0, 80.0, -80.0, 88.0, -87.0]),
+    "log": (torch.log, lambda gen, n: torch.exp(torch.rand(n, generator=gen) * 60 - 30),
+            [1.0, 1.0000001, 0.99999994, 0.5, 2.0, 1e-30, 1e-38, 1e-44, 3.0e38, 0.7071067, 0.7071068, 1e4, 1e-6]),
+    "abs": (torch.abs, lambda gen, n: torch.rand(n, generator=gen) * 24 - 12, [0.0, -0.0, 1e-30, -1e-30, 3.0, -3.0, 1e30]),
+    "sqrt": (torch.sqrt, lambda gen, n: torch.exp(torch.rand(n, generator=gen) * 60 - 30),
+             [0.0, 1.0, 2.0, 0.25, 1e-30, 1e-44, 3.0e38, 1e4, 1e-6]),
+    "square": (torch.square, lambda gen, n: torch.rand(n, generator=gen) * 24 - 12,
+               [0.0, -0.0, 1e-30, -1e-30, 3.0, -3.0, 1e18, -1e18]),
+    "sigmoid": (torch.sigmoid, lambda gen, n: torch.rand(n, generator=gen) * 24 - 12,
+                [0.0, -0.0, 1e-6, -1e-6, 3.0, -3.0, 17.0, -17.0, 30.0, -30.0, 87.0, -87.0, 100.0, -100.0]),
+}
+
+
+def unary():
+    gen = seeded(302)
+    tensors = {}
+    for fn_name, (fn, sample, special) in UNARY.items():
+        inputs = {f"n{n}": sample(gen, n) for n in SIZES}
+        inputs["special"] = torch.tensor(special)
+        inputs["shaped"] = sample(gen, 30).reshape(2, 3, 5)
+        for case, x in inputs.items():
+            tensors[f"{fn_name}_{case}.x"] = x
+            tensors[f"{fn_name}_{case}.out"] = fn(x.double()).float()
+    save_fixture("unary_activations", tensors)
+
+
 if __name__ == "__main__":
     main()
+    unary()

@@ -41,6 +41,25 @@ public sealed class WeightSet : IDisposable
     /// </summary>
     public static WeightSet Initialize(IBackend backend, ulong seed) => new(backend, new WeightInitializer(seed));
 
+    /// <summary>
+    /// A set read from <paramref name="paths"/> that initialises (by <paramref name="seed"/>) whatever the files lack:
+    /// training heads that only a training run adds (e.g. the text encoder's contrastive projections).
+    /// </summary>
+    public static WeightSet OpenOrInitialize(IBackend backend, ulong seed, params string[] paths)
+    {
+        var set = new WeightSet(backend, new WeightInitializer(seed));
+        try
+        {
+            foreach (string path in paths) set._files.Add(SafetensorsFile.Open(path));
+            return set;
+        }
+        catch
+        {
+            set.Dispose();
+            throw;
+        }
+    }
+
     private WeightSet(IBackend backend, WeightInitializer initializer)
     {
         _backend = backend;
@@ -60,7 +79,7 @@ public sealed class WeightSet : IDisposable
     public Tensor Get(string name, params int[] expectedDims)
     {
         if (!_loaded.TryGetValue(name, out var tensor))
-            _loaded[name] = tensor = _initializer is null ? LoadFromFiles(name) : Create(name, expectedDims);
+            _loaded[name] = tensor = _files.Any(f => f.Contains(name)) || _initializer is null ? LoadFromFiles(name) : Create(name, expectedDims);
         if (expectedDims.Length > 0 && !tensor.Shape.Dims.SequenceEqual(expectedDims))
             throw new CheckpointException($"tensor '{name}' has shape {tensor.Shape}, the model expects [{string.Join(", ", expectedDims)}]");
         return tensor;

@@ -8,7 +8,7 @@ namespace MeLFusion.Native.Ops;
 /// periodic Hann window of <see cref="WinLength"/> samples zero-padded (centred) to <see cref="NFft"/>, one-sided.
 /// Input [B, T] f32, output [B, nFft/2+1, 1 + T/hop] f32.
 /// </summary>
-public sealed class StftMagnitudeOp : Op<StftMagnitudeOp>
+public sealed class StftMagnitudeOp : Op<StftMagnitudeOp>, IDifferentiable
 {
     public StftMagnitudeOp(int nFft, int hop, int winLength)
     {
@@ -44,12 +44,56 @@ public sealed class StftMagnitudeOp : Op<StftMagnitudeOp>
             throw Invalid(Name, $"wave {wave.Shape} is too short for reflect padding of nFft/2 = {NFft / 2}; need T > {NFft / 2}");
         return new TensorDesc(DType.F32, new TensorShape(wave.Shape[0], Bins, FrameCount(samples)));
     }
+
+    public void Backward(GradientContext context) =>
+        context.AddGradient(0, context.Graph.Apply(new StftMagnitudeGradientOp(this), context.Input(0), context.OutputGradient));
+}
+
+/// <summary>
+/// The gradient of <see cref="StftMagnitudeOp"/>: wave [B, T] and d|X| [B, F, frames] give dwave [B, T]. Each frame's
+/// spectrum X is recomputed; bin k contributes d|X[k]| · X[k] / |X[k]| (nothing where |X[k]| = 0, as torch's abs), the
+/// one-sided bins are taken back through the real DFT (an inverse FFT of their Hermitian extension) and the window to
+/// the frame's samples, and each wave sample sums, in a fixed order, the frames that read it directly and through the
+/// reflect padding. Scratch: the frame gradients, [B, frames, nFft] f32.
+/// </summary>
+public sealed class StftMagnitudeGradientOp : Op<StftMagnitudeGradientOp>
+{
+    public StftMagnitudeGradientOp(StftMagnitudeOp forward) => Forward = forward;
+
+    /// <summary>The differentiated op: its nFft, hop and window.</summary>
+    public StftMagnitudeOp Forward { get; }
+
+    public override string Name => "stft_magnitude_backward";
+
+    public override TensorDesc InferOutput(ReadOnlySpan<TensorDesc> inputs)
+    {
+        if (inputs.Length != 2) throw Invalid(Name, $"expects 2 inputs (wave [B, T], d|X| [B, F, frames]), got {inputs.Length}");
+        TensorDesc magnitude;
+        try
+        {
+            magnitude = Forward.InferOutput(inputs[..1]);
+        }
+        catch (ArgumentException e)
+        {
+            throw Invalid(Name, e.Message);
+        }
+        var gradient = inputs[1];
+        if (gradient.DType != DType.F32 || !gradient.Shape.SameDims(magnitude.Shape))
+            throw Invalid(Name, $"d|X| must be F32{magnitude.Shape} for wave {inputs[0].Shape} (nFft {Forward.NFft}, hop {Forward.Hop}), got {gradient}");
+        return new TensorDesc(DType.F32, new TensorShape(inputs[0].Shape.Dims.ToArray()));
+    }
+
+    public override long WorkspaceBytes(ReadOnlySpan<TensorDesc> inputs, TensorDesc output) =>
+        FrameGradientFloats(inputs[1].Shape) * sizeof(float);
+
+    /// <summary>Floats of the frame gradients [B, frames, nFft] for d|X| of <paramref name="magnitude"/>'s dims.</summary>
+    public long FrameGradientFloats(TensorShape magnitude) => (long)magnitude[0] * magnitude[2] * Forward.NFft;
 }
 
 /// <summary>
 /// Applies a mel filterbank [nMels, F] to magnitudes [B, F, frames], giving [B, nMels, frames] (f32).
 /// </summary>
-public sealed class MelSpectrogramOp : Op<MelSpectrogramOp>
+public sealed class MelSpectrogramOp : Op<MelSpectrogramOp>, IDifferentiable
 {
     public static readonly MelSpectrogramOp Instance = new();
     private MelSpectrogramOp() { }
@@ -70,10 +114,20 @@ public sealed class MelSpectrogramOp : Op<MelSpectrogramOp>
             throw Invalid(Name, $"filterbank {filterbank.Shape} has {filterbank.Shape[1]} bins but magnitude {magnitude.Shape} has {magnitude.Shape[1]}");
         return new TensorDesc(DType.F32, new TensorShape(magnitude.Shape[0], filterbank.Shape[0], magnitude.Shape[2]));
     }
+
+    /// <summary>mel = filterbank · magnitude per batch item: the gradients of that matmul.</summary>
+    public void Backward(GradientContext context)
+    {
+        Value magnitude = context.Input(0), filterbank = context.Input(1), dy = context.OutputGradient;
+        if (context.NeedsGradient(0))
+            context.AddGradient(0, MatMulGradient.OfB(context.Graph, filterbank, magnitude, false, false, dy));
+        if (context.NeedsGradient(1))
+            context.AddGradient(1, MatMulGradient.OfA(context.Graph, filterbank, magnitude, false, false, dy));
+    }
 }
 
 /// <summary>Elementwise log(max(x, <see cref="Min"/>)) on f32, any shape; may run in place.</summary>
-public sealed class LogClampOp : Op<LogClampOp>
+public sealed class LogClampOp : Op<LogClampOp>, IDifferentiable
 {
     public LogClampOp(float min)
     {
@@ -92,6 +146,37 @@ public sealed class LogClampOp : Op<LogClampOp>
         if (inputs.Length != 1) throw Invalid(Name, $"expects 1 input, got {inputs.Length}");
         if (inputs[0].DType != DType.F32) throw Invalid(Name, $"input must be F32, got {inputs[0]}");
         return new TensorDesc(DType.F32, new TensorShape(inputs[0].Shape.Dims.ToArray()));
+    }
+
+    public void Backward(GradientContext context) =>
+        context.AddGradient(0, context.Graph.Apply(new LogClampGradientOp(Min), context.Input(0), context.OutputGradient));
+}
+
+/// <summary>
+/// The gradient of <see cref="LogClampOp"/>: dx = dy / x where x ≥ <see cref="Min"/>, 0 below it (and for NaN x), as
+/// torch's log(clamp(x, min)). Inputs x and dy, f32 with equal dims; the output may reuse dy's memory.
+/// </summary>
+public sealed class LogClampGradientOp : Op<LogClampGradientOp>
+{
+    public LogClampGradientOp(float min)
+    {
+        if (!(min > 0) || float.IsInfinity(min))
+            throw Invalid("log_clamp_backward", $"min must be a finite positive number, got {min}");
+        Min = min;
+    }
+
+    public float Min { get; }
+
+    public override string Name => "log_clamp_backward";
+    public override int InPlaceInput => 1;
+
+    public override TensorDesc InferOutput(ReadOnlySpan<TensorDesc> inputs)
+    {
+        if (inputs.Length != 2) throw Invalid(Name, $"expects 2 inputs (x, dy), got {inputs.Length}");
+        TensorDesc x = inputs[0], dy = inputs[1];
+        if (x.DType != DType.F32 || dy.DType != DType.F32 || !x.Shape.SameDims(dy.Shape))
+            throw Invalid(Name, $"x and dy must be F32 with equal dims, got x {x} and dy {dy}");
+        return new TensorDesc(DType.F32, new TensorShape(x.Shape.Dims.ToArray()));
     }
 }
 

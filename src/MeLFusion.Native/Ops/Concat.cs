@@ -6,7 +6,7 @@ namespace MeLFusion.Native.Ops;
 /// Joins tensors along one axis, as <c>torch.cat</c>: every part has the same dtype and rank and equal dims except
 /// along the axis (where a part may be empty). Any dtype; the kernel only copies bytes.
 /// </summary>
-public sealed class ConcatOp : Op<ConcatOp>
+public sealed class ConcatOp : Op<ConcatOp>, IDifferentiable
 {
     public ConcatOp(int axis) => Axis = axis;
 
@@ -37,6 +37,19 @@ public sealed class ConcatOp : Op<ConcatOp>
         }
         dims[axis] = checked((int)joined);
         return new TensorDesc(first.DType, new TensorShape(dims));
+    }
+
+    /// <summary>Each part's gradient is its band of dy along the axis (a view).</summary>
+    public void Backward(GradientContext context)
+    {
+        int axis = ResolveAxis(context.Output.Shape.Rank);
+        int start = 0;
+        for (int i = 0; i < context.InputCount; i++)
+        {
+            int length = context.Input(i).Shape[axis];
+            if (context.NeedsGradient(i)) context.AddGradient(i, context.Graph.Slice(context.OutputGradient, axis, start, length));
+            start += length;
+        }
     }
 }
 

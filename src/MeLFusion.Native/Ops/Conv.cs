@@ -16,7 +16,7 @@ public readonly record struct Conv1dGeometry(
 /// y = conv2d(x, weight) + bias + residual, NCHW, PyTorch semantics: weight [Cout, Cin, kh, kw], symmetric zero
 /// padding, one stride for both axes. Inputs: x, weight, then bias [Cout] and residual [N, Cout, Ho, Wo] when present.
 /// </summary>
-public sealed class Conv2dOp : Op<Conv2dOp>
+public sealed class Conv2dOp : Op<Conv2dOp>, IDifferentiable
 {
     public Conv2dOp(int stride, int padding, bool hasBias, bool hasResidual)
     {
@@ -62,6 +62,18 @@ public sealed class Conv2dOp : Op<Conv2dOp>
         ConvValidation.Epilogue(Name, inputs, BiasIndex, ResidualIndex, output);
         return output;
     }
+
+    /// <summary>dx by <see cref="Conv2dInputGradientOp"/>, dweight by <see cref="Conv2dWeightGradientOp"/>; bias and residual as <see cref="ConvGradients.Epilogue"/>.</summary>
+    public void Backward(GradientContext context)
+    {
+        var g = context.Graph;
+        Value x = context.Input(0), weight = context.Input(1), dy = context.OutputGradient;
+        if (context.NeedsGradient(0))
+            context.AddGradient(0, g.Conv2dInputGradient(dy, weight, x.Shape[2], x.Shape[3], Stride, Padding));
+        if (context.NeedsGradient(1))
+            context.AddGradient(1, g.Conv2dWeightGradient(x, dy, weight.Shape[2], weight.Shape[3], Stride, Padding));
+        ConvGradients.Epilogue(context, BiasIndex, ResidualIndex);
+    }
 }
 
 /// <summary>
@@ -69,7 +81,7 @@ public sealed class Conv2dOp : Op<Conv2dOp>
 /// stride, dilation. The optional input leaky-ReLU (HiFi-GAN applies one before every conv) is fused into the
 /// gather. Inputs: x, weight, then bias [Cout] and residual [N, Cout, Lout] when present.
 /// </summary>
-public sealed class Conv1dOp : Op<Conv1dOp>
+public sealed class Conv1dOp : Op<Conv1dOp>, IDifferentiable
 {
     public Conv1dOp(int stride, int padding, int dilation, float? inputLeakySlope, bool hasBias, bool hasResidual)
     {
@@ -121,13 +133,32 @@ public sealed class Conv1dOp : Op<Conv1dOp>
         ConvValidation.Epilogue(Name, inputs, BiasIndex, ResidualIndex, output);
         return output;
     }
+
+    /// <summary>
+    /// dx by <see cref="Conv1dInputGradientOp"/> (the gradient of the activated input), then through the leaky-ReLU by
+    /// <see cref="ActivationGradientOp"/> (leaky ReLU); dweight by <see cref="Conv1dWeightGradientOp"/>, which activates x as it
+    /// gathers it; bias and residual as <see cref="ConvGradients.Epilogue"/>.
+    /// </summary>
+    public void Backward(GradientContext context)
+    {
+        var g = context.Graph;
+        Value x = context.Input(0), weight = context.Input(1), dy = context.OutputGradient;
+        if (context.NeedsGradient(0))
+        {
+            var activated = g.Conv1dInputGradient(dy, weight, x.Shape[2], Stride, Padding, Dilation);
+            context.AddGradient(0, InputLeakySlope is { } slope ? g.Apply(new ActivationGradientOp(Activation.LeakyRelu, slope), x, activated) : activated);
+        }
+        if (context.NeedsGradient(1))
+            context.AddGradient(1, g.Conv1dWeightGradient(x, dy, weight.Shape[2], Stride, Padding, Dilation, InputLeakySlope));
+        ConvGradients.Epilogue(context, BiasIndex, ResidualIndex);
+    }
 }
 
 /// <summary>
 /// y = conv_transpose1d(leaky_relu(x)?, weight) + bias, NCL, PyTorch semantics: weight [Cin, Cout, K], stride,
 /// padding, output padding; Lout = (L - 1)·stride - 2·padding + K + outputPadding. Inputs: x, weight, then bias [Cout].
 /// </summary>
-public sealed class ConvTranspose1dOp : Op<ConvTranspose1dOp>
+public sealed class ConvTranspose1dOp : Op<ConvTranspose1dOp>, IDifferentiable
 {
     public ConvTranspose1dOp(int stride, int padding, int outputPadding, float? inputLeakySlope, bool hasBias)
     {
@@ -172,6 +203,199 @@ public sealed class ConvTranspose1dOp : Op<ConvTranspose1dOp>
         ConvValidation.Epilogue(Name, inputs, HasBias ? 2 : -1, -1, output);
         return output;
     }
+
+    /// <summary>
+    /// A transposed convolution is the adjoint of a convolution with the same weight layout: y = convT(a, w) means
+    /// dL/da = conv1d(dy, w) with this stride and padding (weight [Cin, Cout, K] read as conv1d's [Cout', Cin', K], and
+    /// the output padding only adds positions that conv1d's floor division drops), and dL/dw = the conv1d weight
+    /// gradient with dy as that convolution's input and a as its output gradient. a = leaky_relu(x) when the input
+    /// activation is fused; dx then goes through <see cref="ActivationGradientOp"/> (leaky ReLU).
+    /// </summary>
+    public void Backward(GradientContext context)
+    {
+        var g = context.Graph;
+        Value x = context.Input(0), weight = context.Input(1), dy = context.OutputGradient;
+        if (context.NeedsGradient(0))
+        {
+            var activated = g.Conv1d(dy, weight, stride: Stride, padding: Padding);
+            context.AddGradient(0, InputLeakySlope is { } slope ? g.Apply(new ActivationGradientOp(Activation.LeakyRelu, slope), x, activated) : activated);
+        }
+        if (context.NeedsGradient(1))
+        {
+            var activated = InputLeakySlope is { } slope ? g.LeakyRelu(x, slope) : x;
+            context.AddGradient(1, g.Conv1dWeightGradient(dy, activated, weight.Shape[2], Stride, Padding));
+        }
+        ConvGradients.Epilogue(context, HasBias ? 2 : -1, -1);
+    }
+}
+
+/// <summary>
+/// The input gradient of <see cref="Conv2dOp"/>: dx [N, Cin, H, W] = conv_transpose2d(dy, weight) from dy
+/// [N, Cout, Ho, Wo] and weight [Cout, Cin, kh, kw], every input position summing the products of the outputs whose
+/// window covers it. Positions no window covers (trailing rows or columns a stride skips) get 0. H and W are
+/// parameters: several inputs give the same Ho×Wo. Inputs: dy, weight.
+/// </summary>
+public sealed class Conv2dInputGradientOp : Op<Conv2dInputGradientOp>
+{
+    public Conv2dInputGradientOp(int height, int width, int stride, int padding)
+    {
+        if (height < 1 || width < 1) throw Invalid("conv2d_input_grad", $"input size must be positive, got {height}x{width}");
+        Forward = new Conv2dOp(stride, padding, hasBias: false, hasResidual: false);
+        Height = height;
+        Width = width;
+    }
+
+    /// <summary>The convolution this is the gradient of (its stride and padding).</summary>
+    public Conv2dOp Forward { get; }
+    public int Height { get; }
+    public int Width { get; }
+    public override string Name => "conv2d_input_grad";
+
+    /// <summary>The forward convolution's geometry.</summary>
+    public Conv2dGeometry Geometry(TensorShape dy, TensorShape weight) =>
+        Forward.Geometry(new TensorShape(dy[0], weight[1], Height, Width), weight);
+
+    public override TensorDesc InferOutput(ReadOnlySpan<TensorDesc> inputs)
+    {
+        ConvValidation.InputCount(Name, inputs, 2);
+        var dy = inputs[0].Shape;
+        var w = inputs[1].Shape;
+        if (dy.Rank != 4) throw Invalid(Name, $"output gradient must be [N, Cout, Ho, Wo], got {dy}");
+        if (w.Rank != 4) throw Invalid(Name, $"weight must be [Cout, Cin, kh, kw], got {w}");
+        var x = new TensorDesc(DType.F32, new TensorShape(dy[0], w[1], Height, Width));
+        ConvValidation.MatchesForward(Name, Forward, x, inputs[1], dy);
+        return x;
+    }
+}
+
+/// <summary>
+/// The weight gradient of <see cref="Conv2dOp"/>: dweight [Cout, Cin, kh, kw] = Σ over images and output pixels of
+/// dy[n, co, pixel] · x[n, ci, window tap], i.e. dy times the im2col matrix of x, transposed. Inputs: x, dy.
+/// </summary>
+public sealed class Conv2dWeightGradientOp : Op<Conv2dWeightGradientOp>
+{
+    public Conv2dWeightGradientOp(int kernelHeight, int kernelWidth, int stride, int padding)
+    {
+        if (kernelHeight < 1 || kernelWidth < 1)
+            throw Invalid("conv2d_weight_grad", $"kernel size must be positive, got {kernelHeight}x{kernelWidth}");
+        Forward = new Conv2dOp(stride, padding, hasBias: false, hasResidual: false);
+        KernelHeight = kernelHeight;
+        KernelWidth = kernelWidth;
+    }
+
+    /// <summary>The convolution this is the gradient of (its stride and padding).</summary>
+    public Conv2dOp Forward { get; }
+    public int KernelHeight { get; }
+    public int KernelWidth { get; }
+    public override string Name => "conv2d_weight_grad";
+
+    /// <summary>The forward convolution's geometry.</summary>
+    public Conv2dGeometry Geometry(TensorShape x, TensorShape dy) =>
+        Forward.Geometry(x, new TensorShape(dy[1], x[1], KernelHeight, KernelWidth));
+
+    public override TensorDesc InferOutput(ReadOnlySpan<TensorDesc> inputs)
+    {
+        ConvValidation.InputCount(Name, inputs, 2);
+        var x = inputs[0].Shape;
+        var dy = inputs[1].Shape;
+        if (x.Rank != 4) throw Invalid(Name, $"input must be [N, Cin, H, W], got {x}");
+        if (dy.Rank != 4) throw Invalid(Name, $"output gradient must be [N, Cout, Ho, Wo], got {dy}");
+        var weight = new TensorDesc(DType.F32, new TensorShape(dy[1], x[1], KernelHeight, KernelWidth));
+        ConvValidation.MatchesForward(Name, Forward, inputs[0], weight, dy);
+        return weight;
+    }
+}
+
+/// <summary>
+/// The input gradient of <see cref="Conv1dOp"/> before its input activation: d[N, Cin, L] = conv_transpose1d(dy,
+/// weight) with the convolution's stride, padding and dilation, from dy [N, Cout, Lout] and weight [Cout, Cin, K].
+/// Positions no window covers get 0; L is a parameter, as several lengths give the same Lout. Inputs: dy, weight.
+/// </summary>
+public sealed class Conv1dInputGradientOp : Op<Conv1dInputGradientOp>
+{
+    public Conv1dInputGradientOp(int length, int stride, int padding, int dilation)
+    {
+        if (length < 1) throw Invalid("conv1d_input_grad", $"input length must be positive, got {length}");
+        Forward = new Conv1dOp(stride, padding, dilation, inputLeakySlope: null, hasBias: false, hasResidual: false);
+        Length = length;
+    }
+
+    /// <summary>The convolution this is the gradient of (its stride, padding and dilation).</summary>
+    public Conv1dOp Forward { get; }
+    public int Length { get; }
+    public override string Name => "conv1d_input_grad";
+
+    /// <summary>The forward convolution's geometry.</summary>
+    public Conv1dGeometry Geometry(TensorShape dy, TensorShape weight) =>
+        Forward.Geometry(new TensorShape(dy[0], weight[1], Length), weight);
+
+    public override TensorDesc InferOutput(ReadOnlySpan<TensorDesc> inputs)
+    {
+        ConvValidation.InputCount(Name, inputs, 2);
+        var dy = inputs[0].Shape;
+        var w = inputs[1].Shape;
+        if (dy.Rank != 3) throw Invalid(Name, $"output gradient must be [N, Cout, Lout], got {dy}");
+        if (w.Rank != 3) throw Invalid(Name, $"weight must be [Cout, Cin, K], got {w}");
+        var x = new TensorDesc(DType.F32, new TensorShape(dy[0], w[1], Length));
+        ConvValidation.MatchesForward(Name, Forward, x, inputs[1], dy);
+        return x;
+    }
+}
+
+/// <summary>
+/// The weight gradient of <see cref="Conv1dOp"/>: dweight [Cout, Cin, K] = Σ over images and output positions of
+/// dy[n, co, t] · act(x[n, ci, t·stride − padding + k·dilation]), act the convolution's fused input leaky-ReLU (or
+/// none), applied as x is gathered. Inputs: x, dy. With dy as x and the activated input as dy it is also the weight
+/// gradient of <see cref="ConvTranspose1dOp"/>.
+/// </summary>
+public sealed class Conv1dWeightGradientOp : Op<Conv1dWeightGradientOp>
+{
+    public Conv1dWeightGradientOp(int kernel, int stride, int padding, int dilation, float? inputLeakySlope)
+    {
+        if (kernel < 1) throw Invalid("conv1d_weight_grad", $"kernel size must be positive, got {kernel}");
+        Forward = new Conv1dOp(stride, padding, dilation, inputLeakySlope, hasBias: false, hasResidual: false);
+        Kernel = kernel;
+    }
+
+    /// <summary>The convolution this is the gradient of (its stride, padding, dilation and input activation).</summary>
+    public Conv1dOp Forward { get; }
+    public int Kernel { get; }
+    public override string Name => "conv1d_weight_grad";
+
+    /// <summary>The forward convolution's geometry.</summary>
+    public Conv1dGeometry Geometry(TensorShape x, TensorShape dy) => Forward.Geometry(x, new TensorShape(dy[1], x[1], Kernel));
+
+    public override TensorDesc InferOutput(ReadOnlySpan<TensorDesc> inputs)
+    {
+        ConvValidation.InputCount(Name, inputs, 2);
+        var x = inputs[0].Shape;
+        var dy = inputs[1].Shape;
+        if (x.Rank != 3) throw Invalid(Name, $"input must be [N, Cin, L], got {x}");
+        if (dy.Rank != 3) throw Invalid(Name, $"output gradient must be [N, Cout, Lout], got {dy}");
+        var weight = new TensorDesc(DType.F32, new TensorShape(dy[1], x[1], Kernel));
+        ConvValidation.MatchesForward(Name, Forward, inputs[0], weight, dy);
+        return weight;
+    }
+}
+
+/// <summary>The parts of the convolutions' gradient rules that do not depend on the convolution.</summary>
+internal static class ConvGradients
+{
+    /// <summary>The fused epilogue's gradients: the bias gets dy summed over images and positions, the residual dy itself.</summary>
+    public static void Epilogue(GradientContext context, int biasIndex, int residualIndex)
+    {
+        var g = context.Graph;
+        var dy = context.OutputGradient;
+        if (biasIndex >= 0 && context.NeedsGradient(biasIndex))
+        {
+            int channels = dy.Shape[1];
+            var perChannel = new int[dy.Shape.Rank];
+            Array.Fill(perChannel, 1);
+            perChannel[1] = channels;
+            context.AddGradient(biasIndex, g.Reshape(g.SumTo(dy, perChannel), channels));
+        }
+        if (residualIndex >= 0 && context.NeedsGradient(residualIndex)) context.AddGradient(residualIndex, dy);
+    }
 }
 
 /// <summary>Checks shared by the convolution ops; messages name the op and the offending shapes.</summary>
@@ -198,6 +422,26 @@ internal static class ConvValidation
         if (residualIndex >= 0 && !inputs[residualIndex].Shape.SameDims(output.Shape))
             throw new ArgumentException($"{op}: residual must match the output {output.Shape}, got {inputs[residualIndex].Shape}");
     }
+
+    /// <summary>
+    /// A gradient op's shapes: <paramref name="forward"/> must accept input <paramref name="x"/> and weight
+    /// <paramref name="weight"/> and give an output of <paramref name="outputGradient"/>'s dims.
+    /// </summary>
+    public static void MatchesForward(string op, Op forward, TensorDesc x, TensorDesc weight, TensorShape outputGradient)
+    {
+        TensorDesc output;
+        try
+        {
+            output = forward.InferOutput([x, weight]);
+        }
+        catch (ArgumentException e)
+        {
+            throw new ArgumentException($"{op}: {e.Message}", e);
+        }
+        if (!output.Shape.SameDims(outputGradient))
+            throw new ArgumentException(
+                $"{op}: output gradient {outputGradient} does not match the {forward.Name} output {output.Shape} of input {x.Shape} and weight {weight.Shape}");
+    }
 }
 
 /// <summary>Graph-building entry points for the convolution family.</summary>
@@ -218,6 +462,26 @@ public static class ConvGraphExtensions
     public static Value ConvTranspose1d(this GraphBuilder g, Value x, Value weight, Value? bias = null, int stride = 1,
         int padding = 0, int outputPadding = 0, float? inputLeakySlope = null) =>
         g.Apply(new ConvTranspose1dOp(stride, padding, outputPadding, inputLeakySlope, bias is not null), Inputs(x, weight, bias, null));
+
+    /// <summary>dL/dx of conv2d for an input of <paramref name="height"/>×<paramref name="width"/>; see <see cref="Conv2dInputGradientOp"/>.</summary>
+    public static Value Conv2dInputGradient(this GraphBuilder g, Value dy, Value weight, int height, int width, int stride = 1,
+        int padding = 0) =>
+        g.Apply(new Conv2dInputGradientOp(height, width, stride, padding), dy, weight);
+
+    /// <summary>dL/dweight of conv2d with a kh×kw kernel; see <see cref="Conv2dWeightGradientOp"/>.</summary>
+    public static Value Conv2dWeightGradient(this GraphBuilder g, Value x, Value dy, int kernelHeight, int kernelWidth,
+        int stride = 1, int padding = 0) =>
+        g.Apply(new Conv2dWeightGradientOp(kernelHeight, kernelWidth, stride, padding), x, dy);
+
+    /// <summary>dL/d(activated x) of conv1d for an input of <paramref name="length"/>; see <see cref="Conv1dInputGradientOp"/>.</summary>
+    public static Value Conv1dInputGradient(this GraphBuilder g, Value dy, Value weight, int length, int stride = 1,
+        int padding = 0, int dilation = 1) =>
+        g.Apply(new Conv1dInputGradientOp(length, stride, padding, dilation), dy, weight);
+
+    /// <summary>dL/dweight of conv1d with a kernel of <paramref name="kernel"/> taps; see <see cref="Conv1dWeightGradientOp"/>.</summary>
+    public static Value Conv1dWeightGradient(this GraphBuilder g, Value x, Value dy, int kernel, int stride = 1, int padding = 0,
+        int dilation = 1, float? inputLeakySlope = null) =>
+        g.Apply(new Conv1dWeightGradientOp(kernel, stride, padding, dilation, inputLeakySlope), x, dy);
 
     private static Value[] Inputs(Value x, Value weight, Value? bias, Value? residual)
     {

@@ -8,7 +8,7 @@ namespace MeLFusion.Native.Ops;
 /// <see cref="TransposeB"/> reads B stored as [..., N, K]. Inputs may be strided views (a permuted or sliced tensor
 /// is read in place, e.g. <c>k.transpose(-1, -2)</c>); only F32 is supported.
 /// </summary>
-public sealed class MatMulOp(bool transposeA, bool transposeB) : Op<MatMulOp>
+public sealed class MatMulOp(bool transposeA, bool transposeB) : Op<MatMulOp>, IDifferentiable
 {
     public bool TransposeA { get; } = transposeA;
     public bool TransposeB { get; } = transposeB;
@@ -33,13 +33,20 @@ public sealed class MatMulOp(bool transposeA, bool transposeB) : Op<MatMulOp>
         var batch = MatMulShapes.BroadcastBatch(Name, a.Shape, b.Shape);
         return new TensorDesc(DType.F32, new TensorShape([.. batch, m, n]));
     }
+
+    public void Backward(GradientContext context)
+    {
+        Value a = context.Input(0), b = context.Input(1), dy = context.OutputGradient;
+        if (context.NeedsGradient(0)) context.AddGradient(0, MatMulGradient.OfA(context.Graph, a, b, TransposeA, TransposeB, dy));
+        if (context.NeedsGradient(1)) context.AddGradient(1, MatMulGradient.OfB(context.Graph, a, b, TransposeA, TransposeB, dy));
+    }
 }
 
 /// <summary>
 /// <c>torch.nn.functional.linear</c>: y = x · Wᵀ + bias with x [..., in], weight [out, in] (PyTorch layout) and an
 /// optional bias [out]; y is [..., out]. Only F32 is supported.
 /// </summary>
-public sealed class LinearOp : Op<LinearOp>
+public sealed class LinearOp : Op<LinearOp>, IDifferentiable
 {
     public static readonly LinearOp Instance = new();
     private LinearOp() { }
@@ -63,6 +70,66 @@ public sealed class LinearOp : Op<LinearOp>
         var dims = x.Shape.Dims.ToArray();
         dims[^1] = outFeatures;
         return new TensorDesc(DType.F32, new TensorShape(dims));
+    }
+
+    /// <summary>
+    /// With every leading dim of x flattened into rows: dx = dy · W, dW = dyᵀ · x (one GEMM that sums over all rows)
+    /// and dbias = dy summed over the rows.
+    /// </summary>
+    public void Backward(GradientContext context)
+    {
+        var g = context.Graph;
+        Value x = context.Input(0), weight = context.Input(1), dy = context.OutputGradient;
+        int outFeatures = weight.Shape[0], inFeatures = weight.Shape[1];
+        var rows = g.Reshape(dy, -1, outFeatures);
+        if (context.NeedsGradient(0))
+            context.AddGradient(0, g.Reshape(g.MatMul(rows, weight), x.Shape.Dims.ToArray()));
+        if (context.NeedsGradient(1))
+            context.AddGradient(1, g.MatMul(rows, g.Reshape(x, -1, inFeatures), transposeA: true));
+        if (context.InputCount == 3 && context.NeedsGradient(2))
+            context.AddGradient(2, g.SumTo(dy, [outFeatures]));
+    }
+}
+
+/// <summary>
+/// The operand gradients of y = op(a) · op(b) (op: optional transpose of the last two dims, batch dims broadcast), each
+/// a matmul of dy with the other operand, summed back over the batch dims the operand was broadcast along. Shared by
+/// <see cref="MatMulOp"/> and the ops that are a matmul in disguise.
+/// </summary>
+internal static class MatMulGradient
+{
+    /// <summary>dL/da: d op(a) = dy · op(b)ᵀ, transposed back when a is read transposed.</summary>
+    public static Value OfA(GraphBuilder g, Value a, Value b, bool transposeA, bool transposeB, Value dy)
+    {
+        var gradient = transposeA ? g.MatMul(b, dy, transposeB, transposeB: true) : g.MatMul(dy, b, transposeB: !transposeB);
+        return g.SumTo(gradient, a.Shape.Dims);
+    }
+
+    /// <summary>
+    /// dL/db: d op(b) = op(a)ᵀ · dy, transposed back when b is read transposed. When b is one matrix shared by the
+    /// whole batch and a's rows run through the batch (a [..., M, K] not transposed, not broadcast), the batch sum is
+    /// folded into the product: a single GEMM over all batch·M rows instead of one per item and a reduction.
+    /// </summary>
+    public static Value OfB(GraphBuilder g, Value a, Value b, bool transposeA, bool transposeB, Value dy)
+    {
+        long outputBatch = BatchCount(dy.Shape);
+        if (outputBatch > 1 && BatchCount(b.Shape) == 1 && !transposeA && BatchCount(a.Shape) == outputBatch)
+        {
+            var aRows = g.Reshape(a, -1, a.Shape[-1]);
+            var dyRows = g.Reshape(dy, -1, dy.Shape[-1]);
+            var folded = transposeB ? g.MatMul(dyRows, aRows, transposeA: true) : g.MatMul(aRows, dyRows, transposeA: true);
+            return g.Reshape(folded, b.Shape.Dims.ToArray());
+        }
+        var gradient = transposeB ? g.MatMul(dy, a, transposeA: true, transposeB: transposeA) : g.MatMul(a, dy, transposeA: !transposeA);
+        return g.SumTo(gradient, b.Shape.Dims);
+    }
+
+    /// <summary>Matrices in a batch: the product of all but the last two dims.</summary>
+    private static long BatchCount(TensorShape shape)
+    {
+        long count = 1;
+        for (int i = 0; i < shape.Rank - 2; i++) count *= shape[i];
+        return count;
     }
 }
 

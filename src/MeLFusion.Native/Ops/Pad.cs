@@ -6,7 +6,7 @@ namespace MeLFusion.Native.Ops;
 /// Zero padding of the last two dims, each side on its own: <c>F.pad(x, (left, right, top, bottom))</c>. The LDM
 /// VAE's downsampler pads only right and bottom before its stride-2 convolution.
 /// </summary>
-public sealed class Pad2dOp(int left, int right, int top, int bottom) : Op<Pad2dOp>
+public sealed class Pad2dOp(int left, int right, int top, int bottom) : Op<Pad2dOp>, IDifferentiable
 {
     public int Left { get; } = left >= 0 ? left : throw new ArgumentOutOfRangeException(nameof(left), "pad2d: padding must be non-negative");
     public int Right { get; } = right >= 0 ? right : throw new ArgumentOutOfRangeException(nameof(right), "pad2d: padding must be non-negative");
@@ -24,6 +24,15 @@ public sealed class Pad2dOp(int left, int right, int top, int bottom) : Op<Pad2d
         dims[^2] = checked(dims[^2] + Top + Bottom);
         dims[^1] = checked(dims[^1] + Left + Right);
         return new TensorDesc(x.DType, new TensorShape(dims));
+    }
+
+    /// <summary>The padding is constant, so x's gradient is the window of dy that x was copied into (a view).</summary>
+    public void Backward(GradientContext context)
+    {
+        var x = context.Input(0).Shape;
+        var g = context.Graph;
+        var rows = g.Slice(context.OutputGradient, x.Rank - 2, Top, x[-2]);
+        context.AddGradient(0, g.Slice(rows, x.Rank - 1, Left, x[-1]));
     }
 }
 

@@ -6,7 +6,7 @@ namespace MeLFusion.Native.Ops;
 /// Nearest-neighbour upsampling by 2 of the last two dims: [N, C, H, W] -> [N, C, 2H, 2W], as
 /// <c>F.interpolate(x, scale_factor=2, mode="nearest")</c>. Pure data movement, so any 2- or 4-byte dtype works.
 /// </summary>
-public sealed class UpsampleNearest2xOp : Op<UpsampleNearest2xOp>
+public sealed class UpsampleNearest2xOp : Op<UpsampleNearest2xOp>, IDifferentiable
 {
     public static readonly UpsampleNearest2xOp Instance = new();
     private UpsampleNearest2xOp() { }
@@ -24,6 +24,17 @@ public sealed class UpsampleNearest2xOp : Op<UpsampleNearest2xOp>
         dims[2] = checked(dims[2] * 2);
         dims[3] = checked(dims[3] * 2);
         return new TensorDesc(x.DType, new TensorShape(dims));
+    }
+
+    /// <summary>
+    /// Every input pixel feeds one 2x2 block, so its gradient is that block's sum: the 2x2 average pool times 4 (both
+    /// scalings are powers of two, so this is the exact sum of the four, rounded once per addition).
+    /// </summary>
+    public void Backward(GradientContext context)
+    {
+        var x = context.Input(0).Shape;
+        var g = context.Graph;
+        context.AddGradient(0, g.Scale(g.AdaptiveAvgPool2d(context.OutputGradient, x[2], x[3]), 4f));
     }
 }
 

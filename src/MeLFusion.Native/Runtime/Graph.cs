@@ -47,12 +47,13 @@ public sealed class Value
 
 public sealed class Node
 {
-    internal Node(int index, Op op, Value[] inputs, Value output)
+    internal Node(int index, Op op, Value[] inputs, Value output, int segment)
     {
         Index = index;
         Op = op;
         Inputs = inputs;
         Output = output;
+        Segment = segment;
     }
 
     /// <summary>Position in execution order.</summary>
@@ -60,6 +61,10 @@ public sealed class Node
     public Op Op { get; }
     public IReadOnlyList<Value> Inputs { get; }
     public Value Output { get; }
+
+    /// <summary>The gradient-checkpointing segment the node was built in (see <see cref="GraphBuilder.Checkpoint"/>), or -1.</summary>
+    public int Segment { get; }
+
     public override string ToString() => $"{Output} = {Op.Name}({string.Join(", ", Inputs.Select(i => "%" + i.Id))})";
 }
 
@@ -73,6 +78,8 @@ public sealed class GraphBuilder
     private readonly List<Node> _nodes = [];
     private readonly Dictionary<string, Value> _inputs = new(StringComparer.Ordinal);
     private readonly Dictionary<string, Value> _outputs = new(StringComparer.Ordinal);
+    private int _segment = -1;
+    private int _segments;
 
     public IReadOnlyList<Node> Nodes => _nodes;
     public IReadOnlyList<Value> Values => _values;
@@ -110,7 +117,7 @@ public sealed class GraphBuilder
     {
         TensorDesc outDesc = Infer(op, inputs);
         var output = Add(ValueKind.Intermediate, outDesc, null);
-        var node = new Node(_nodes.Count, op, inputs, output);
+        var node = new Node(_nodes.Count, op, inputs, output, _segment);
         output.Producer = node;
         _nodes.Add(node);
         return output;
@@ -178,11 +185,31 @@ public sealed class GraphBuilder
         if (outDesc.DType != state.DType || !outDesc.Shape.SameDims(state.Shape))
             throw new ArgumentException($"assign: {op.Name} produces {outDesc}, which does not fit {state}");
         var output = View(state, state.Shape, 0);
-        var node = new Node(_nodes.Count, op, inputs, output);
+        var node = new Node(_nodes.Count, op, inputs, output, _segment);
         output.Producer = node;
         _nodes.Add(node);
         return output;
     }
+
+    /// <summary>
+    /// Starts a gradient-checkpointing segment (a model block): the nodes appended until the scope is disposed may be
+    /// recomputed by autograd instead of kept alive for the backward pass (<see cref="Autograd.Gradients"/> with
+    /// recomputation on). Without autograd the scope changes nothing. Nested scopes join the outer segment.
+    /// </summary>
+    public IDisposable Checkpoint()
+    {
+        if (_segment >= 0) return new SegmentScope(this, _segment);
+        _segment = _segments++;
+        return new SegmentScope(this, -1);
+    }
+
+    private sealed class SegmentScope(GraphBuilder graph, int restore) : IDisposable
+    {
+        public void Dispose() => graph._segment = restore;
+    }
+
+    /// <summary>A view of <paramref name="parent"/> shaped and offset like <paramref name="view"/> is on its own parent.</summary>
+    internal Value ViewLike(Value view, Value parent) => View(parent, view.Shape, view.ViewElementOffset);
 
     /// <summary>Makes <paramref name="inputs"/> contiguous where the op needs it and infers its output.</summary>
     private TensorDesc Infer(Op op, Value[] inputs)

@@ -75,7 +75,7 @@ public sealed class Trainer : IDisposable
         // Trained constants are recognised by their memory (a frozen helper model may use the same names).
         var slotAt = _store.Slots.ToDictionary(s => _store.Weight(s.Name).Data, s => s.Name);
         var trained = g.Values.Where(v => v.Kind == ValueKind.Constant && slotAt.ContainsKey(v.Constant!.Value.Data)).ToArray();
-        var gradients = Autograd.Gradients(g, loss, seed, trained);
+        var gradients = Autograd.Gradients(g, loss, seed, trained, Options.GradientCheckpointing);
         foreach (var group in gradients.GroupBy(p => slotAt[p.Key.Constant!.Value.Data], StringComparer.Ordinal))
         {
             var sum = group.Select(p => p.Value).Aggregate(g.Add);

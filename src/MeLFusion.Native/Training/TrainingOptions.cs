@@ -49,6 +49,8 @@ public sealed record TrainingOptions
     /// <summary>Decay of the exponential moving average of the weights; null keeps none.</summary>
     public float? EmaDecay { get; init; }
     public ulong Seed { get; init; } = 1;
+    /// <summary>Recompute each model block's activations in the backward pass instead of keeping them (less memory, one more forward).</summary>
+    public bool GradientCheckpointing { get; init; }
 
     public LearningRateSchedule CreateSchedule() => Schedule switch
     {

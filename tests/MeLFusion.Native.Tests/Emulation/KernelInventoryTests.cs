@@ -18,26 +18,33 @@ public partial class KernelInventoryTests(ITestOutputHelper output)
     /// <summary>The kernels CudaKernelBackend launches by name, per kernels/*.cu family.</summary>
     private static readonly string[] LaunchedKernels =
     [
-        "activation_f32", "geglu_f32",                                                        // activations.cu
-        "adaptive_avg_pool_f32",                                                              // adaptive_avg_pool.cu
-        "attention_f32", "attention_f16", "attention_bf16",                                   // attention.cu
+        "activation_f32", "geglu_f32", "activation_backward_f32", "geglu_backward_f32",      // activations.cu
+        "adaptive_avg_pool_f32", "adaptive_avg_pool_backward_f32",                            // adaptive_avg_pool.cu
+        "attention_f32", "attention_f16", "attention_bf16", "attention_query_gradient_f32",
+        "attention_row_statistics_f32", "attention_key_value_gradient_f32",                   // attention.cu
         "concat_rows_b1", "concat_rows_b2", "concat_rows_b4", "concat_rows_b8", "concat_rows_b16", // concat.cu
         "conv1d_f32",                                                                         // conv1d.cu
         "conv2d_f32",                                                                         // conv2d.cu
         "conv_transpose1d_f32",                                                               // conv_transpose1d.cu
+        "conv2d_input_grad_f32", "conv2d_weight_grad_f32", "conv1d_input_grad_f32", "conv1d_weight_grad_f32",
+        "conv_slice_sum_f32",                                                                 // conv_grad.cu
         "copy_strided_b2", "copy_strided_b4", "copy_strided_b8",
         "copy_transpose_b2", "copy_transpose_b4", "copy_transpose_b8",                        // copy.cu
-        "binary_f32", "scalar_f32", "clamp_backward_f32",                                                           // elementwise.cu
+        "binary_f32", "scalar_f32", "clamp_backward_f32",                                     // elementwise.cu
         "embedding_check_i32", "embedding_check_i64", "embedding_gather_i32_b2", "embedding_gather_i32_b4",
-        "embedding_gather_i64_b2", "embedding_gather_i64_b4",                                 // embedding.cu
+        "embedding_gather_i64_b2", "embedding_gather_i64_b4", "embedding_backward_links_i32",
+        "embedding_backward_links_i64", "embedding_backward_sum_i32", "embedding_backward_sum_i64", // embedding.cu
         "gemm_f32", "bias_add_f32",                                                           // gemm.cu
-        "group_norm_f32", "group_norm_f16", "group_norm_bf16",                                // group_norm.cu
-        "layer_norm_f32",                                                                     // layer_norm.cu
+        "group_norm_f32", "group_norm_f16", "group_norm_bf16", "group_norm_backward_input_f32",
+        "group_norm_backward_params_f32",                                                     // group_norm.cu
+        "layer_norm_f32", "layer_norm_backward_input_f32", "layer_norm_backward_params_f32", // layer_norm.cu
         "adamw_step_f32", "ema_update_f32", "fill_f32", "sum_of_squares_blocks_f32", "sum_of_squares_final_f32", // optimizer.cu
         "pad2d_b2", "pad2d_b4", "pad2d_b8",                                                   // pad.cu
         "reduce_sum_f32",                                                                     // reduce.cu
-        "rms_norm_f32",                                                                       // rms_norm.cu
-        "softmax_f32",                                                                        // softmax.cu
+        "rms_norm_f32", "rms_norm_backward_input_f32", "rms_norm_backward_weight_f32",       // rms_norm.cu
+        "softmax_f32", "softmax_backward_f32",                                                // softmax.cu
+        "stft_magnitude_f32", "stft_magnitude_backward_frames_f32", "stft_magnitude_backward_overlap_f32",
+        "log_clamp_f32", "log_clamp_backward_f32",                                            // stft.cu
         "timestep_embedding_f32", "timestep_embedding_i32", "timestep_embedding_i64",         // timestep_embedding.cu
         "upsample_nearest2x_b2", "upsample_nearest2x_b4",                                     // upsample.cu
         "view_scatter_f32",                                                  // view_scatter.cu

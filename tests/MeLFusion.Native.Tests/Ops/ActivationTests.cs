@@ -36,6 +36,49 @@ public class ActivationTests
         }
     }
 
+    /// <summary>
+    /// exp, log, abs, sqrt, square and sigmoid against torch in float64, each over its domain (log and sqrt from 1e-44
+    /// to 3e38, subnormals included). exp and log come within 2e-7 relative (SimdMath, tested alone below), sigmoid one
+    /// division more; abs, sqrt and square are correctly rounded.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(TestBackends.Supporting), typeof(ActivationOp), MemberType = typeof(TestBackends))]
+    public void UnaryMatchesTorch(string backend)
+    {
+        using var f = Fixture.Open("unary_activations");
+        foreach (string c in f.Cases)
+        {
+            var activation = c[..c.LastIndexOf('_')] switch
+            {
+                "exp" => Activation.Exp,
+                "log" => Activation.Log,
+                "abs" => Activation.Abs,
+                "sqrt" => Activation.Sqrt,
+                "square" => Activation.Square,
+                "sigmoid" => Activation.Sigmoid,
+                var other => throw new InvalidOperationException($"fixture case {c}: unknown activation '{other}'"),
+            };
+            var actual = OpRunner.Run(backend, (g, inputs) => g.Apply(new ActivationOp(activation), inputs[0]), f.Feed($"{c}.x", "x"));
+            Check.Close(f.F32($"{c}.out"), actual, 1e-37f, 5e-7f, c);
+        }
+    }
+
+    /// <summary>The limits: infinities and NaN in, overflow, ln and √ outside their domains, as torch gives them.</summary>
+    [Theory]
+    [MemberData(nameof(TestBackends.Supporting), typeof(ActivationOp), MemberType = typeof(TestBackends))]
+    public void UnarySpecialValues(string backend)
+    {
+        float inf = float.PositiveInfinity, nan = float.NaN;
+        float[] Apply(Func<GraphBuilder, Value, Value> op, params float[] x) =>
+            OpRunner.Run(backend, (g, i) => op(g, i[0]), new OpRunner.Feed("x", [x.Length], x));
+        Assert.Equal([inf, inf, 0f, 0f, 1f, nan], Apply((g, x) => g.Exp(x), 89f, inf, -104f, -inf, 0f, nan));
+        Assert.Equal([-inf, -inf, nan, nan, inf, nan, 0f], Apply((g, x) => g.Log(x), 0f, -0f, -1f, -inf, inf, nan, 1f));
+        Assert.Equal([0f, nan, inf, nan], Apply((g, x) => g.Sqrt(x), 0f, -1f, inf, nan));
+        Assert.Equal([inf, inf, 0f], Apply((g, x) => g.Abs(x), -inf, inf, -0f));
+        Assert.Equal([inf, inf, inf], Apply((g, x) => g.Square(x), -inf, 1e20f, inf));
+        Assert.Equal([1f, 0f, 1f, 0f, 0.5f], Apply((g, x) => g.Sigmoid(x), inf, -inf, 100f, -200f, 0f));
+    }
+
     /// <summary>hidden * gelu(gate) on the chunk halves; errors as for GELU plus one rounding.</summary>
     [Theory]
     [MemberData(nameof(TestBackends.Supporting), typeof(GegluOp), MemberType = typeof(TestBackends))]
@@ -88,6 +131,14 @@ public class ActivationTests
         AssertRelativeError<TanhFunction>(Math.Tanh, [.. Grid(-10, 10, 400_001), .. Geometric(1e-30, 10, 2001)], 2e-7);
 
     [Fact]
+    public void LogRelativeErrorBelow2e7() =>
+        AssertRelativeError<LogFunction>(Math.Log, [.. Grid(0.5, 2, 400_001), .. Geometric(1e-45, 3e38, 400_001)], 2e-7);
+
+    [Fact]
+    public void NormalPdfRelativeErrorBelow3e7() =>
+        AssertRelativeError<NormalPdfFunction>(x => Math.Exp(-x * x / 2) / Math.Sqrt(2 * Math.PI), Grid(-13, 13, 400_001), 3e-7);
+
+    [Fact]
     public void NormalCdfRelativeErrorBelow6e7() =>
         AssertRelativeError<NormalCdfFunction>(NormalCdf, Grid(-13, 13, 400_001), 6e-7);
 
@@ -109,6 +160,16 @@ public class ActivationTests
     private readonly struct TanhFunction : IUnaryOperator
     {
         public static TV Invoke<TV>(TV x) where TV : unmanaged, IFloatVector<TV> => SimdMath.Tanh(x);
+    }
+
+    private readonly struct LogFunction : IUnaryOperator
+    {
+        public static TV Invoke<TV>(TV x) where TV : unmanaged, IFloatVector<TV> => SimdMath.Log(x);
+    }
+
+    private readonly struct NormalPdfFunction : IUnaryOperator
+    {
+        public static TV Invoke<TV>(TV x) where TV : unmanaged, IFloatVector<TV> => SimdMath.NormalPdf(x);
     }
 
     private readonly struct NormalCdfFunction : IUnaryOperator

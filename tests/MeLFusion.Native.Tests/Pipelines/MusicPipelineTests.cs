@@ -11,20 +11,13 @@ namespace MeLFusion.Native.Tests.Pipelines;
 /// <summary>End-to-end generation on a micro configuration with the real structure, initialised by the engine.</summary>
 public sealed class MusicPipelineTests : IDisposable
 {
-    private static readonly MelFusionModelConfig Micro = MelFusionModelConfig.Tiny with
-    {
-        MusicUnet = MelFusionModelConfig.Tiny.MusicUnet with { BlockOutChannels = [8, 8, 16, 16], AttentionHeads = [1, 1, 2, 2], NormGroups = 4, LayersPerBlock = 1, CrossAttentionDim = 16 },
-        ImageUnet = MelFusionModelConfig.Tiny.ImageUnet with { BlockOutChannels = [8, 8, 16, 16], AttentionHeads = [1, 1, 2, 2], NormGroups = 4, LayersPerBlock = 1, CrossAttentionDim = 16 },
-        TextEncoder = MelFusionModelConfig.Tiny.TextEncoder with { VocabSize = 200, ModelDim = 16, KeyValueDim = 8, Heads = 2, Layers = 1, FeedForwardDim = 32 },
-    };
-
     private readonly string _dir = Directory.CreateTempSubdirectory("melfusion-pipe-").FullName;
     private readonly CpuBackend _backend = new();
     private static readonly RgbImage Picture = ImageFile.Read(Path.Combine(Fixture.Directory, "images", "photo.jpg"));
 
     public MusicPipelineTests()
     {
-        ModelInitializer.Write(Micro, Path.Combine(Fixture.Directory, "tokenizer", "spiece.model"), _dir, _backend, seed: 7);
+        ModelInitializer.Write(MicroModel.Config, MicroModel.Tokenizer, _dir, _backend, seed: 7);
     }
 
     public void Dispose()
@@ -114,7 +107,8 @@ public sealed class MusicPipelineTests : IDisposable
     {
         using var file = SafetensorsFile.Open(Path.Combine(_dir, WeightPart.MusicUnet.FileName()));
         var alphas = file.Entries.Where(e => e.Name.EndsWith(".alpha", StringComparison.Ordinal)).ToList();
-        Assert.Equal(Micro.MusicUnet.UpBlockTypes.Count(t => t == UpBlockType.CrossAttnUpBlock2D) * Micro.MusicUnet.UpLayersPerBlock, alphas.Count);
+        var unet = MicroModel.Config.MusicUnet;
+        Assert.Equal(unet.UpBlockTypes.Count(t => t == UpBlockType.CrossAttnUpBlock2D) * unet.UpLayersPerBlock, alphas.Count);
         Assert.All(alphas, a => Assert.Equal([0f], file.ReadF32(a.Name)));
     }
 }

@@ -1,10 +1,11 @@
+using System.Numerics;
 using System.Runtime.Intrinsics;
 using MeLFusion.Native.Ops;
 using MeLFusion.Native.Runtime;
 
 namespace MeLFusion.Native.Backends.Cpu;
 
-public sealed partial class CpuBackend : IKernel<AdaptiveAvgPoolOp>
+public sealed partial class CpuBackend : IKernel<AdaptiveAvgPoolOp>, IKernel<AdaptiveAvgPoolGradientOp>
 {
     public unsafe void Execute(AdaptiveAvgPoolOp op, in KernelArgs args)
     {
@@ -37,6 +38,22 @@ public sealed partial class CpuBackend : IKernel<AdaptiveAvgPoolOp>
             AdaptivePooling.Pool(mid, dst, outer, height, outHeight, outWidth);
         }
     }
+
+    public unsafe void Execute(AdaptiveAvgPoolGradientOp op, in KernelArgs args)
+    {
+        var dy = args.Input(0);
+        if (dy.ElementCount == 0) return;
+        var (first, second) = op.Passes(dy.Shape);
+        float* dx = args.Output.Ptr<float>();
+        if (second is not { } last)
+        {
+            AdaptivePooling.Spread(dy.Ptr<float>(), dx, first);
+            return;
+        }
+        float* middle = args.Workspace.Ptr<float>();
+        AdaptivePooling.Spread(dy.Ptr<float>(), middle, first);
+        AdaptivePooling.Spread(middle, dx, last);
+    }
 }
 
 /// <summary>1-D adaptive average pooling of the middle dim of a contiguous [outer, n, inner] f32 array.</summary>
@@ -48,6 +65,51 @@ internal static unsafe class AdaptivePooling
         long averageBin = (n + m - 1) / m + 1;
         long minChunk = Math.Max(1, 16384 / (averageBin * inner));
         CpuParallel.For(outer * m, minChunk, (start, end) => PoolRange(src, dst, n, m, inner, start, end));
+    }
+
+    /// <summary>
+    /// The gradient of <see cref="Pool"/>: [outer, bins, inner] -> [outer, inputs, inner], input i receiving
+    /// Σ dy[b] / |bin b| over the bins b in [floor(i·bins/inputs), ceil((i+1)·bins/inputs)) that contain it, in bin order.
+    /// </summary>
+    public static void Spread(float* dy, float* dx, PoolPass pass)
+    {
+        int bins = pass.Bins, inputs = pass.Inputs;
+        long inner = pass.Inner;
+        long averageBins = (bins + inputs - 1) / inputs + 1;
+        CpuParallel.For(pass.Outer * inputs, Math.Max(1, 16384 / (averageBins * inner)), (start, end) =>
+        {
+            for (long row = start; row < end; row++)
+            {
+                long o = row / inputs;
+                int i = (int)(row - o * inputs);
+                // The bins holding input i: the same formula as a pool of `bins` inputs into `inputs` bins.
+                long first = (long)i * bins / inputs, last = ((long)(i + 1) * bins + inputs - 1) / inputs;
+                float* source = dy + (o * bins + first) * inner;
+                float* destination = dx + row * inner;
+                for (long b = first; b < last; b++, source += inner)
+                {
+                    long binStart = b * inputs / bins, binEnd = ((b + 1) * inputs + bins - 1) / bins;
+                    AccumulateScaled(source, 1f / (binEnd - binStart), destination, inner, overwrite: b == first);
+                }
+            }
+        });
+    }
+
+    /// <summary>destination = (or +=) scale · source over <paramref name="length"/> floats.</summary>
+    private static void AccumulateScaled(float* source, float scale, float* destination, long length, bool overwrite)
+    {
+        long j = 0;
+        if (Vector.IsHardwareAccelerated)
+        {
+            var vscale = new Vector<float>(scale);
+            for (; j <= length - Vector<float>.Count; j += Vector<float>.Count)
+            {
+                var term = Vector.Load(source + j) * vscale;
+                (overwrite ? term : Vector.Load(destination + j) + term).Store(destination + j);
+            }
+        }
+        for (; j < length; j++)
+            destination[j] = overwrite ? source[j] * scale : destination[j] + source[j] * scale;
     }
 
     /// <summary>Output rows [start, end) of <see cref="Pool"/>, each an (outer, bin) pair.</summary>

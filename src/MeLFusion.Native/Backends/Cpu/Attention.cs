@@ -1,5 +1,7 @@
+using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using MeLFusion.Native.Ops;
 using MeLFusion.Native.Runtime;
 
@@ -7,7 +9,7 @@ namespace MeLFusion.Native.Backends.Cpu;
 
 public sealed partial class CpuBackend : IKernel<AttentionOp>, IKernelWorkspace<AttentionOp>
 {
-    /// <summary>Per-worker tile scratch: packed queries, scores, output accumulator (and f32 K, V tiles for 16-bit inputs).</summary>
+    /// <summary>Per-worker tile scratch: packed queries, scores, output accumulator (and f32 rows for 16-bit inputs).</summary>
     public long WorkspaceBytes(AttentionOp op, ReadOnlySpan<TensorDesc> inputs, TensorDesc output) =>
         CpuParallel.Workers * FlashAttention.ScratchFloatsPerWorker(op.HeadDim(inputs), inputs[0].DType) * sizeof(float);
 
@@ -19,101 +21,149 @@ public sealed partial class CpuBackend : IKernel<AttentionOp>, IKernelWorkspace<
 
     public unsafe void Execute(AttentionOp op, in KernelArgs args)
     {
+        var problem = AttentionProblem(op, args, maskInput: 3);
+        problem.Out = args.Output.Ptr<byte>();
+        FlashAttention.Run(problem, args.Workspace.Ptr<float>(), AttentionVectorBitsLimit);
+    }
+
+    /// <summary>The sizes, element type and the q, k, v and mask pointers of an attention call, forward or backward.</summary>
+    private static unsafe FlashAttention.Problem AttentionProblem(AttentionOp op, in KernelArgs args, int maskInput)
+    {
         var q = args.Input(0);
         var k = args.Input(1);
         int channels = q.Dim(2);
         int headDim = channels / op.Heads;
-        var problem = new FlashAttention.Problem
+        return new FlashAttention.Problem
         {
             Q = q.Ptr<byte>(),
             K = k.Ptr<byte>(),
             V = args.Input(2).Ptr<byte>(),
-            KeyMask = args.InputCount == 4 ? args.Input(3).Ptr<int>() : null,
-            Out = args.Output.Ptr<byte>(),
             Element = q.DType,
+            KeyMask = args.InputCount > maskInput ? args.Input(maskInput).Ptr<int>() : null,
             Batch = q.Dim(0),
             Queries = q.Dim(1),
             Keys = k.Dim(1),
             Heads = op.Heads,
             HeadDim = headDim,
             Channels = channels,
+            Scale = op.ScaleFor(headDim),
             ScoreScale = op.ScaleFor(headDim) * MathF.Log2(MathF.E),
         };
-        FlashAttention.Run(problem, args.Workspace.Ptr<float>(), AttentionVectorBitsLimit);
     }
 }
 
 /// <summary>
-/// Flash attention on the CPU. Work items are (batch, head, tile of <see cref="QueryTile"/> queries); each worker
-/// streams the keys in tiles of <see cref="KeyTile"/>, keeping a running max and sum per query (online softmax), so
+/// Flash attention on the CPU. Work items are (batch, head, tile of <see cref="LaneTile"/> queries); each worker
+/// streams the keys in tiles of <see cref="RowTile"/>, keeping a running max and sum per query (online softmax), so
 /// memory stays O(tile) whatever N and M are.
 /// <para>
 /// Queries sit in SIMD lanes throughout: the query tile is packed transposed (Qᵀ [D][lanes], pre-scaled by
 /// scale·log2 e so scores are base-2 exponents), scores are held as Sᵀ [key][lanes] and the output accumulator as
 /// Oᵀ [D][lanes]. Both products are then "broadcast one K or V element, FMA against a vector of queries", the row
 /// max/sum of the softmax are plain vertical vector ops, and K and V are read in place with no packing. Any D
-/// works; only the last query tile is padded (to two vectors).
+/// works; only the last query tile is padded (to two vectors). The backward passes (AttentionGradient.cs) reuse the
+/// same two products, <see cref="Scores{TV, TS}"/> and <see cref="Accumulate{TV, TS}"/>.
 /// </para>
 /// <para>
-/// F16 and BF16 inputs are converted to f32 a tile at a time (queries when packed, each key tile's K and V rows into
-/// per-worker scratch), everything after runs in f32 as for F32 inputs, and the output rows are rounded to the input
-/// type when written.
+/// The forward also takes F16 and BF16 inputs: their rows are converted to f32 a tile at a time into per-worker scratch
+/// (the query tile before packing, each key tile's K and V rows), everything after runs in f32 as for F32 inputs, and
+/// the output rows are rounded to the input type when written. The backward passes are F32 only, as their ops require.
 /// </para>
 /// </summary>
-internal static unsafe class FlashAttention
+internal static unsafe partial class FlashAttention
 {
-    /// <summary>Queries per work item (lanes of the packed tiles).</summary>
-    public const int QueryTile = 64;
+    /// <summary>Width of a packed tile: the tokens that sit in SIMD lanes (queries here, keys in the key/value gradient).</summary>
+    public const int LaneTile = 64;
 
-    /// <summary>Keys per online-softmax step.</summary>
-    public const int KeyTile = 64;
+    /// <summary>Rows of a streamed tile: the tokens read in place, one online-softmax step's worth.</summary>
+    public const int RowTile = 64;
 
     /// <summary>Rows (keys for Q·Kᵀ, head channels for P·V) per register block; each row spans two vectors.</summary>
     private const int RowBlock = 4;
 
     /// <summary>
-    /// Floats of one worker's scratch: Qᵀ and Oᵀ [D][QueryTile], Sᵀ [KeyTile][QueryTile], max, sum, rescale, and for
-    /// 16-bit inputs the key tile's K and V rows in f32 [KeyTile][D].
+    /// Rows of a worker's f32 copy of a 16-bit K or V tile; the K copy also holds the query tile before packing and the
+    /// output tile before rounding.
     /// </summary>
-    public static long ScratchFloatsPerWorker(int headDim, DType element) =>
-        (2L * headDim + KeyTile + 3) * QueryTile + (element == DType.F32 ? 0 : 2L * KeyTile * headDim);
+    private const int ConvertedRows = RowTile > LaneTile ? RowTile : LaneTile;
 
     /// <summary>
-    /// Pointers and sizes of one attention call; q, k, v and out hold <see cref="Element"/> values (F32, F16 or BF16)
-    /// in rows <see cref="Channels"/> elements apart.
+    /// Floats of one forward worker's scratch: Qᵀ and Oᵀ [D][LaneTile], Sᵀ [RowTile][LaneTile], max, sum, rescale, and
+    /// for 16-bit inputs f32 K and V rows [ConvertedRows][D] each.
+    /// </summary>
+    public static long ScratchFloatsPerWorker(int headDim, DType element) =>
+        (2L * headDim + RowTile + 3) * LaneTile + (element == DType.F32 ? 0 : 2L * ConvertedRows * headDim);
+
+    /// <summary>
+    /// Pointers and sizes of one attention call; rows of every token-major tensor are <see cref="Channels"/> elements
+    /// apart. The backward passes read the forward output from <see cref="Out"/> and fill the gradient fields.
     /// </summary>
     public struct Problem
     {
+        /// <summary>q, k, v and the attention output, of <see cref="Element"/> values.</summary>
         public byte* Q, K, V, Out;
+        /// <summary>F32, F16 or BF16 in the forward; F32 in the backward passes.</summary>
         public DType Element;
         /// <summary>[Batch, Keys] (0 = masked) or null.</summary>
         public int* KeyMask;
         public int Batch, Queries, Keys, Heads, HeadDim, Channels;
+        /// <summary>The multiplier of Q·Kᵀ (the gradients of q and k carry it).</summary>
+        public float Scale;
         /// <summary>scale · log2(e): scores come out as base-2 exponents.</summary>
         public float ScoreScale;
+        /// <summary>Backward: dy, the gradient of <see cref="Out"/>.</summary>
+        public float* OutGradient;
+        /// <summary>Backward: dq [Batch, Queries, Channels], dk and dv [Batch, Keys, Channels] (those being computed).</summary>
+        public float* QueryGradient, KeyGradient, ValueGradient;
+        /// <summary>Key/value gradient: per (batch, head, query) row, [Batch·Heads·Queries] each, filled by its first pass.</summary>
+        public float* RowLogSumExp, RowDelta;
+
+        /// <summary><paramref name="tensor"/> (one of q, k, v, out) as floats, for the passes that take F32 only.</summary>
+        public readonly float* F32(byte* tensor)
+        {
+            Debug.Assert(Element == DType.F32, $"attention backward on {Element} inputs");
+            return (float*)tensor;
+        }
     }
 
-    public static void Run(in Problem problem, float* workspace, int vectorBitsLimit)
+    public static void Run(in Problem problem, float* workspace, int vectorBitsLimit) =>
+        Dispatch<ForwardPass>(problem, workspace, vectorBitsLimit);
+
+    /// <summary>A kernel pass written once over <see cref="ISimd{TV}"/> and instantiated per vector width.</summary>
+    private interface IPass
+    {
+        static abstract void Run<TV, TS>(in Problem p, float* workspace) where TV : unmanaged where TS : ISimd<TV>;
+    }
+
+    /// <summary>Runs <typeparamref name="TPass"/> with the widest accelerated vector not above <paramref name="vectorBitsLimit"/>.</summary>
+    private static void Dispatch<TPass>(in Problem problem, float* workspace, int vectorBitsLimit) where TPass : IPass
     {
         if (vectorBitsLimit >= 512 && Vector512.IsHardwareAccelerated)
-            Run<Vector512<float>, Simd512>(problem, workspace);
+            TPass.Run<Vector512<float>, Simd512>(problem, workspace);
         else if (vectorBitsLimit >= 256 && Vector256.IsHardwareAccelerated)
-            Run<Vector256<float>, Simd256>(problem, workspace);
+            TPass.Run<Vector256<float>, Simd256>(problem, workspace);
         else if (vectorBitsLimit >= 128 && Vector128.IsHardwareAccelerated)
-            Run<Vector128<float>, Simd128>(problem, workspace);
+            TPass.Run<Vector128<float>, Simd128>(problem, workspace);
         else
-            Run<float, SimdScalar>(problem, workspace);
+            TPass.Run<float, SimdScalar>(problem, workspace);
     }
 
-    private static void Run<TV, TS>(Problem p, float* workspace) where TV : unmanaged where TS : ISimd<TV>
+    private delegate void TileBody(float* scratch, int batch, int head, int firstToken);
+
+    /// <summary>
+    /// Calls <paramref name="body"/> for every (batch, head, tile of <see cref="LaneTile"/> tokens) of a head with
+    /// <paramref name="tokens"/> tokens, giving each worker its own <paramref name="scratchFloats"/> of
+    /// <paramref name="workspace"/>.
+    /// </summary>
+    private static void ForEachTile(in Problem p, int tokens, float* workspace, long scratchFloats, TileBody body)
     {
-        int tilesPerHead = (p.Queries + QueryTile - 1) / QueryTile;
+        int tilesPerHead = (tokens + LaneTile - 1) / LaneTile;
         long items = (long)p.Batch * p.Heads * tilesPerHead;
         if (items == 0) return;
-        long scratchFloats = ScratchFloatsPerWorker(p.HeadDim, p.Element);
+        int heads = p.Heads;
         long next = 0;
         // One range per worker, so the range start is a private scratch slot; items are handed out dynamically
-        // because the last query tile of each head is short.
+        // because the last tile of each head is short.
         CpuParallel.For(Math.Min(CpuParallel.Workers, items), 1, (slot, _) =>
         {
             float* scratch = workspace + slot * scratchFloats;
@@ -121,117 +171,190 @@ internal static unsafe class FlashAttention
             while ((item = Interlocked.Increment(ref next) - 1) < items)
             {
                 long headIndex = item / tilesPerHead;
-                ComputeTile<TV, TS>(p, scratch, (int)(headIndex / p.Heads), (int)(headIndex % p.Heads),
-                    (int)(item % tilesPerHead) * QueryTile);
+                body(scratch, (int)(headIndex / heads), (int)(headIndex % heads), (int)(item % tilesPerHead) * LaneTile);
             }
         });
     }
 
-    /// <summary>Output rows [firstQuery, firstQuery + QueryTile) of one (batch, head).</summary>
+    private readonly struct ForwardPass : IPass
+    {
+        public static void Run<TV, TS>(in Problem p, float* workspace) where TV : unmanaged where TS : ISimd<TV>
+        {
+            var problem = p;
+            ForEachTile(p, p.Queries, workspace, ScratchFloatsPerWorker(p.HeadDim, p.Element),
+                (scratch, batch, head, firstQuery) => ComputeTile<TV, TS>(problem, scratch, batch, head, firstQuery));
+        }
+    }
+
+    /// <summary>
+    /// Lanes of a tile holding <paramref name="tokens"/> tokens: rounded up to the two-vector groups the register
+    /// blocks work on.
+    /// </summary>
+    private static int PaddedLanes<TV, TS>(int tokens) where TV : unmanaged where TS : ISimd<TV>
+    {
+        int group = 2 * TS.Width;
+        return (tokens + group - 1) / group * group;
+    }
+
+    /// <summary>
+    /// Packs <paramref name="count"/> rows of <paramref name="d"/> floats, <paramref name="stride"/> apart, transposed
+    /// and multiplied by <paramref name="scale"/> into <paramref name="packed"/> [d][LaneTile]; lanes from count to
+    /// <paramref name="lanes"/> are zero.
+    /// </summary>
+    private static void PackTransposed(float* rows, long stride, int count, int lanes, int d, float scale, float* packed)
+    {
+        for (int i = 0; i < lanes; i++)
+        {
+            float* row = rows + (long)i * stride;
+            for (int c = 0; c < d; c++) packed[c * LaneTile + i] = i < count ? row[c] * scale : 0f;
+        }
+    }
+
+    /// <summary>Whether the keys [first, first + count) are all masked: such a tile leaves the softmax of every query unchanged.</summary>
+    private static bool AllMasked(int* mask, int first, int count) =>
+        mask != null && !new ReadOnlySpan<int>(mask + first, count).ContainsAnyExcept(0);
+
+    /// <summary>Sets the score rows of the masked keys among [first, first + count) to -inf (weight 0).</summary>
+    private static void MaskScores(int* mask, int first, int count, float* scores, int lanes)
+    {
+        if (mask == null) return;
+        for (int j = 0; j < count; j++)
+            if (mask[first + j] == 0)
+                new Span<float>(scores + j * LaneTile, lanes).Fill(float.NegativeInfinity);
+    }
+
+    /// <summary>Output rows [firstQuery, firstQuery + LaneTile) of one (batch, head).</summary>
     private static void ComputeTile<TV, TS>(in Problem p, float* scratch, int batch, int head, int firstQuery)
         where TV : unmanaged where TS : ISimd<TV>
     {
         int d = p.HeadDim;
-        int queries = Math.Min(QueryTile, p.Queries - firstQuery);
-        int group = 2 * TS.Width;
-        int lanes = (queries + group - 1) / group * group;
+        int queries = Math.Min(LaneTile, p.Queries - firstQuery);
+        int lanes = PaddedLanes<TV, TS>(queries);
         float* qt = scratch;
-        float* ot = qt + (long)d * QueryTile;
-        float* scores = ot + (long)d * QueryTile;
-        float* rowMax = scores + KeyTile * QueryTile;
-        float* rowSum = rowMax + QueryTile;
-        float* rescale = rowSum + QueryTile;
-        float* keyTile = rescale + QueryTile; // f32 K and V rows of a 16-bit key tile
-        float* valueTile = keyTile + (long)KeyTile * d;
+        float* ot = qt + (long)d * LaneTile;
+        float* scores = ot + (long)d * LaneTile;
+        float* rowMax = scores + RowTile * LaneTile;
+        float* rowSum = rowMax + LaneTile;
+        float* rescale = rowSum + LaneTile;
+        float* keyRows = rescale + LaneTile; // 16-bit inputs: f32 K rows, and the query and output tiles
+        float* valueRows = keyRows + (long)ConvertedRows * d; // 16-bit inputs: f32 V rows
 
         long headOffset = (long)head * d;
-        long qRows = ((long)batch * p.Queries + firstQuery) * p.Channels + headOffset;
-        for (int i = 0; i < lanes; i++)
-        {
-            long row = qRows + (long)i * p.Channels;
-            for (int c = 0; c < d; c++)
-            {
-                qt[c * QueryTile + i] = i < queries ? Load(p.Q, row + c, p.Element) * p.ScoreScale : 0f;
-                ot[c * QueryTile + i] = 0f;
-            }
-            rowMax[i] = float.NegativeInfinity;
-            rowSum[i] = 0f;
-        }
+        long firstRow = ((long)batch * p.Queries + firstQuery) * p.Channels + headOffset;
+        float* queryRows = RowsAsF32(p, p.Q, firstRow, queries, keyRows, out long queryStride);
+        PackTransposed(queryRows, queryStride, queries, lanes, d, p.ScoreScale, qt);
+        new Span<float>(ot, d * LaneTile).Clear();
+        new Span<float>(rowMax, lanes).Fill(float.NegativeInfinity);
+        new Span<float>(rowSum, lanes).Clear();
 
-        long keyRows = (long)batch * p.Keys * p.Channels + headOffset;
+        long firstKeyRow = (long)batch * p.Keys * p.Channels + headOffset;
         int* mask = p.KeyMask == null ? null : p.KeyMask + (long)batch * p.Keys;
-        for (int firstKey = 0; firstKey < p.Keys; firstKey += KeyTile)
+        for (int firstKey = 0; firstKey < p.Keys; firstKey += RowTile)
         {
-            int count = Math.Min(KeyTile, p.Keys - firstKey);
+            int count = Math.Min(RowTile, p.Keys - firstKey);
             // A tile of padding keys leaves max, sum and output unchanged (text padding often fills a whole tile).
-            if (mask != null && !new ReadOnlySpan<int>(mask + firstKey, count).ContainsAnyExcept(0))
-                continue;
-            long offset = keyRows + (long)firstKey * p.Channels;
-            float* keys = KeyValueRows(p, p.K, offset, count, keyTile, out long keyStride);
-            float* values = KeyValueRows(p, p.V, offset, count, valueTile, out long valueStride);
+            if (AllMasked(mask, firstKey, count)) continue;
+            long offset = firstKeyRow + (long)firstKey * p.Channels;
+            float* keys = RowsAsF32(p, p.K, offset, count, keyRows, out long keyStride);
+            float* values = RowsAsF32(p, p.V, offset, count, valueRows, out long valueStride);
+            if (p.Element == DType.F32) // read in place: fetch the next tile meanwhile
+            {
+                PrefetchNextTile(keys, keyStride, p.Keys - firstKey, d);
+                PrefetchNextTile(values, valueStride, p.Keys - firstKey, d);
+            }
             Scores<TV, TS>(keys, keyStride, count, qt, d, scores, lanes);
-            if (mask != null)
-                for (int j = 0; j < count; j++)
-                    if (mask[firstKey + j] == 0)
-                        new Span<float>(scores + j * QueryTile, lanes).Fill(float.NegativeInfinity);
+            MaskScores(mask, firstKey, count, scores, lanes);
             UpdateSoftmax<TV, TS>(scores, count, lanes, rowMax, rowSum, rescale);
             Accumulate<TV, TS>(values, valueStride, count, scores, d, ot, lanes, rescale);
         }
 
         // Normalise by the softmax sum; rows that saw no unmasked key have sum 0 and are defined as zeros.
+        InverseSums<TV, TS>(rowSum, lanes, 1f, rescale);
+        if (p.Element == DType.F32)
+        {
+            StoreTransposed(ot, rescale, 1f, queries, d, p.F32(p.Out) + firstRow, p.Channels);
+            return;
+        }
+        StoreTransposed(ot, rescale, 1f, queries, d, keyRows, d);
+        StoreRows(p, keyRows, queries, p.Out, firstRow);
+    }
+
+    /// <summary>
+    /// <paramref name="count"/> rows of D elements of <paramref name="tensor"/> from element <paramref name="offset"/>
+    /// on as f32 rows <paramref name="stride"/> floats apart: in place for F32 inputs, else converted into
+    /// <paramref name="scratch"/> ([count][D]).
+    /// </summary>
+    private static float* RowsAsF32(in Problem p, byte* tensor, long offset, int count, float* scratch, out long stride)
+    {
+        if (p.Element == DType.F32)
+        {
+            stride = p.Channels;
+            return (float*)tensor + offset;
+        }
+        stride = p.HeadDim;
+        int size = p.Element.Size(), rowBytes = p.HeadDim * size;
+        for (int j = 0; j < count; j++)
+            FloatConversions.ToSingle(new ReadOnlySpan<byte>(tensor + (offset + (long)j * p.Channels) * size, rowBytes),
+                p.Element, new Span<float>(scratch + (long)j * p.HeadDim, p.HeadDim), "attention");
+        return scratch;
+    }
+
+    /// <summary>
+    /// Writes <paramref name="count"/> f32 rows of D floats (<paramref name="rows"/>, [count][D]) into
+    /// <paramref name="tensor"/> from element <paramref name="offset"/> on, rounded to nearest even in the 16-bit type.
+    /// </summary>
+    private static void StoreRows(in Problem p, float* rows, int count, byte* tensor, long offset)
+    {
+        int size = p.Element.Size();
+        for (int i = 0; i < count; i++)
+            FloatConversions.FromSingle(new ReadOnlySpan<float>(rows + (long)i * p.HeadDim, p.HeadDim), p.Element,
+                new Span<byte>(tensor + (offset + (long)i * p.Channels) * size, p.HeadDim * size));
+    }
+
+    /// <summary>
+    /// Asks for the rows of the streamed tile after the one at <paramref name="tile"/> (of <paramref name="remaining"/>
+    /// rows from there) to be brought into L2 while this one is computed: for long sequences they come from L3, and the
+    /// rows are strided (one head's slice of each token), which the hardware prefetchers follow poorly.
+    /// </summary>
+    private static void PrefetchNextTile(float* tile, long stride, int remaining, int d)
+    {
+        if (!Sse.IsSupported) return;
+        int rows = Math.Min(RowTile, remaining - RowTile);
+        float* next = tile + RowTile * stride;
+        for (int j = 0; j < rows; j++)
+            for (int c = 0; c < d; c += 16)
+                Sse.Prefetch1(next + j * stride + c);
+    }
+
+    /// <summary>factor / sum per lane, 0 where the sum is 0 (a row that saw no unmasked key).</summary>
+    private static void InverseSums<TV, TS>(float* rowSum, int lanes, float factor, float* inverse)
+        where TV : unmanaged where TS : ISimd<TV>
+    {
         for (int i = 0; i < lanes; i += TS.Width)
         {
             TV sum = TS.Load(rowSum + i);
-            TS.Store(rescale + i, TS.ZeroWhereNotPositive(sum, TS.Div(TS.Splat(1f), sum)));
-        }
-        for (int i = 0; i < queries; i++)
-        {
-            long row = qRows + (long)i * p.Channels;
-            float inverse = rescale[i];
-            for (int c = 0; c < d; c++) Store(p.Out, row + c, ot[c * QueryTile + i] * inverse, p.Element);
+            TS.Store(inverse + i, TS.ZeroWhereNotPositive(sum, TS.Div(TS.Splat(factor), sum)));
         }
     }
 
     /// <summary>
-    /// <paramref name="count"/> rows of K or V from element <paramref name="offset"/> on, as f32 rows
-    /// <paramref name="stride"/> apart: read in place for F32 inputs, else converted into <paramref name="scratch"/>
-    /// ([count][D]).
+    /// rows[i][c] = packed[c][i] · laneScale[i] · <paramref name="scale"/> for the first <paramref name="count"/>
+    /// lanes; a null laneScale counts as ones.
     /// </summary>
-    private static float* KeyValueRows(in Problem p, byte* source, long offset, int count, float* scratch, out long stride)
+    private static void StoreTransposed(float* packed, float* laneScale, float scale, int count, int d, float* rows, long stride)
     {
-        stride = p.Element == DType.F32 ? p.Channels : p.HeadDim;
-        if (p.Element == DType.F32) return (float*)source + offset;
-        for (int j = 0; j < count; j++)
+        for (int i = 0; i < count; i++)
         {
-            long row = offset + (long)j * p.Channels;
-            float* converted = scratch + (long)j * p.HeadDim;
-            for (int c = 0; c < p.HeadDim; c++) converted[c] = Load(source, row + c, p.Element);
-        }
-        return scratch;
-    }
-
-    /// <summary>Element <paramref name="index"/> of an F32, F16 or BF16 array as f32.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static float Load(byte* data, long index, DType element) => element switch
-    {
-        DType.F32 => ((float*)data)[index],
-        DType.F16 => (float)((Half*)data)[index],
-        _ => FloatConversions.BFloat16ToSingle(((ushort*)data)[index]),
-    };
-
-    /// <summary>Writes <paramref name="value"/> rounded to nearest even into an F32, F16 or BF16 array.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Store(byte* data, long index, float value, DType element)
-    {
-        switch (element)
-        {
-            case DType.F32: ((float*)data)[index] = value; break;
-            case DType.F16: ((Half*)data)[index] = (Half)value; break;
-            default: ((ushort*)data)[index] = FloatConversions.SingleToBFloat16(value); break;
+            float* row = rows + (long)i * stride;
+            float factor = laneScale == null ? scale : laneScale[i] * scale;
+            for (int c = 0; c < d; c++) row[c] = packed[c * LaneTile + i] * factor;
         }
     }
 
-    /// <summary>Sᵀ[j][lanes] = Σ_c K[j][c] · Qᵀ[c][lanes] for keys j &lt; <paramref name="count"/>.</summary>
+    /// <summary>
+    /// Sᵀ[j][lanes] = Σ_c K[j][c] · Qᵀ[c][lanes] for rows j &lt; <paramref name="count"/>: the scores of a key tile
+    /// against packed queries, and likewise any rows read in place (values, queries, dy) against a packed tile.
+    /// </summary>
     private static void Scores<TV, TS>(float* keys, long keyStride, int count, float* qt, int d, float* scores, int lanes)
         where TV : unmanaged where TS : ISimd<TV>
     {
@@ -239,10 +362,10 @@ internal static unsafe class FlashAttention
         int j = 0;
         for (; j + RowBlock <= count; j += RowBlock)
             for (int g = 0; g < lanes; g += group)
-                ScoresBlock4<TV, TS>(keys + j * keyStride, keyStride, qt + g, d, scores + j * QueryTile + g);
+                ScoresBlock4<TV, TS>(keys + j * keyStride, keyStride, qt + g, d, scores + j * LaneTile + g);
         for (; j < count; j++)
             for (int g = 0; g < lanes; g += group)
-                ScoresBlock1<TV, TS>(keys + j * keyStride, qt + g, d, scores + j * QueryTile + g);
+                ScoresBlock1<TV, TS>(keys + j * keyStride, qt + g, d, scores + j * LaneTile + g);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -251,7 +374,7 @@ internal static unsafe class FlashAttention
     {
         float* k1 = k0 + keyStride, k2 = k1 + keyStride, k3 = k2 + keyStride;
         TV a00 = TS.Splat(0f), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00, a31 = a00;
-        for (int c = 0; c < d; c++, qt += QueryTile)
+        for (int c = 0; c < d; c++, qt += LaneTile)
         {
             TV b0 = TS.Load(qt), b1 = TS.Load(qt + TS.Width);
             TV x = TS.Splat(k0[c]);
@@ -264,11 +387,11 @@ internal static unsafe class FlashAttention
             a30 = TS.MulAdd(x, b0, a30); a31 = TS.MulAdd(x, b1, a31);
         }
         TS.Store(s, a00); TS.Store(s + TS.Width, a01);
-        s += QueryTile;
+        s += LaneTile;
         TS.Store(s, a10); TS.Store(s + TS.Width, a11);
-        s += QueryTile;
+        s += LaneTile;
         TS.Store(s, a20); TS.Store(s + TS.Width, a21);
-        s += QueryTile;
+        s += LaneTile;
         TS.Store(s, a30); TS.Store(s + TS.Width, a31);
     }
 
@@ -277,7 +400,7 @@ internal static unsafe class FlashAttention
         where TV : unmanaged where TS : ISimd<TV>
     {
         TV a0 = TS.Splat(0f), a1 = a0;
-        for (int c = 0; c < d; c++, qt += QueryTile)
+        for (int c = 0; c < d; c++, qt += LaneTile)
         {
             TV x = TS.Splat(k0[c]);
             a0 = TS.MulAdd(x, TS.Load(qt), a0);
@@ -299,15 +422,15 @@ internal static unsafe class FlashAttention
             float* column = scores + i;
             TV oldMax = TS.Load(rowMax + i);
             TV max = oldMax;
-            for (int j = 0; j < count; j++) max = TS.Max(max, TS.Load(column + j * QueryTile));
+            for (int j = 0; j < count; j++) max = TS.Max(max, TS.Load(column + j * LaneTile));
             // While every key so far is masked the max is -inf; subtracting 0 instead keeps the weights 0, not NaN.
             TV shift = TS.ZeroWhereNegativeInfinity(max);
             TV factor = Exp2<TV, TS>(TS.Sub(oldMax, shift));
             TV sum = TS.Splat(0f);
             for (int j = 0; j < count; j++)
             {
-                TV weight = Exp2<TV, TS>(TS.Sub(TS.Load(column + j * QueryTile), shift));
-                TS.Store(column + j * QueryTile, weight);
+                TV weight = Exp2<TV, TS>(TS.Sub(TS.Load(column + j * LaneTile), shift));
+                TS.Store(column + j * LaneTile, weight);
                 sum = TS.Add(sum, weight);
             }
             TS.Store(rescale + i, factor);
@@ -316,19 +439,23 @@ internal static unsafe class FlashAttention
         }
     }
 
-    /// <summary>Oᵀ[c][lanes] = Oᵀ[c][lanes] · rescale + Σ_j V[j][c] · Pᵀ[j][lanes] over the key tile.</summary>
+    /// <summary>
+    /// Oᵀ[c][lanes] = Oᵀ[c][lanes] · rescale + Σ_j V[j][c] · Pᵀ[j][lanes] over <paramref name="count"/> rows read in
+    /// place (values against weights, or any rows against per-lane coefficients); a null rescale keeps Oᵀ's scale.
+    /// </summary>
     private static void Accumulate<TV, TS>(float* values, long valueStride, int count, float* weights, int d, float* ot,
         int lanes, float* rescale) where TV : unmanaged where TS : ISimd<TV>
     {
         int group = 2 * TS.Width;
         for (int g = 0; g < lanes; g += group)
         {
-            TV r0 = TS.Load(rescale + g), r1 = TS.Load(rescale + g + TS.Width);
+            TV r0 = rescale == null ? TS.Splat(1f) : TS.Load(rescale + g);
+            TV r1 = rescale == null ? r0 : TS.Load(rescale + g + TS.Width);
             int c = 0;
             for (; c + RowBlock <= d; c += RowBlock)
-                AccumulateBlock4<TV, TS>(values + c, valueStride, count, weights + g, ot + c * QueryTile + g, r0, r1);
+                AccumulateBlock4<TV, TS>(values + c, valueStride, count, weights + g, ot + c * LaneTile + g, r0, r1);
             for (; c < d; c++)
-                AccumulateBlock1<TV, TS>(values + c, valueStride, count, weights + g, ot + c * QueryTile + g, r0, r1);
+                AccumulateBlock1<TV, TS>(values + c, valueStride, count, weights + g, ot + c * LaneTile + g, r0, r1);
         }
     }
 
@@ -336,12 +463,12 @@ internal static unsafe class FlashAttention
     private static void AccumulateBlock4<TV, TS>(float* v, long valueStride, int count, float* w, float* o, TV r0, TV r1)
         where TV : unmanaged where TS : ISimd<TV>
     {
-        float* o1 = o + QueryTile, o2 = o1 + QueryTile, o3 = o2 + QueryTile;
+        float* o1 = o + LaneTile, o2 = o1 + LaneTile, o3 = o2 + LaneTile;
         TV a00 = TS.Mul(TS.Load(o), r0), a01 = TS.Mul(TS.Load(o + TS.Width), r1);
         TV a10 = TS.Mul(TS.Load(o1), r0), a11 = TS.Mul(TS.Load(o1 + TS.Width), r1);
         TV a20 = TS.Mul(TS.Load(o2), r0), a21 = TS.Mul(TS.Load(o2 + TS.Width), r1);
         TV a30 = TS.Mul(TS.Load(o3), r0), a31 = TS.Mul(TS.Load(o3 + TS.Width), r1);
-        for (int j = 0; j < count; j++, w += QueryTile, v += valueStride)
+        for (int j = 0; j < count; j++, w += LaneTile, v += valueStride)
         {
             TV b0 = TS.Load(w), b1 = TS.Load(w + TS.Width);
             TV x = TS.Splat(v[0]);
@@ -364,7 +491,7 @@ internal static unsafe class FlashAttention
         where TV : unmanaged where TS : ISimd<TV>
     {
         TV a0 = TS.Mul(TS.Load(o), r0), a1 = TS.Mul(TS.Load(o + TS.Width), r1);
-        for (int j = 0; j < count; j++, w += QueryTile, v += valueStride)
+        for (int j = 0; j < count; j++, w += LaneTile, v += valueStride)
         {
             TV x = TS.Splat(v[0]);
             a0 = TS.MulAdd(x, TS.Load(w), a0);

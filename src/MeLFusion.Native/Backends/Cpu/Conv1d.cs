@@ -185,24 +185,30 @@ public sealed partial class CpuBackend : IKernel<Conv1dOp>, IKernelWorkspace<Con
             for (int start = 0; start < g.OutLength; start += chunk)
             {
                 int count = Math.Min(chunk, g.OutLength - start);
-                if (!pointwise)
-                {
-                    long origin = (long)start * g.Stride - g.Padding;
-                    CpuParallel.For(depth, 8, (rowStart, rowEnd) =>
-                    {
-                        for (long row = rowStart; row < rowEnd; row++)
-                        {
-                            long channel = row / g.Kernel, tap = row % g.Kernel;
-                            ConvRows.Gather(xN + channel * g.Length, g.Length, origin + tap * g.Dilation, g.Stride,
-                                columns + row * stride, count, map);
-                        }
-                    });
-                }
+                if (!pointwise) Im2Col(g, xN, start, count, columns, stride, map);
                 CpuGemm.Sgemm(false, false, g.OutChannels, count, depth, 1f, weight, depth,
                     pointwise ? xN + start : columns, pointwise ? g.Length : stride, 0f, result, stride);
                 ConvRows.StoreOutput(result, stride, y + start, g.OutLength, g.OutChannels, count, bias,
                     r is null ? null : r + start, g.OutLength);
             }
         }
+    }
+
+    /// <summary>
+    /// The im2col matrix [Cin·K][<paramref name="stride"/>] of one image for output positions [first, first + count):
+    /// row (channel, tap) holds map(x[channel, t·stride − padding + tap·dilation]), 0 in the padding.
+    /// </summary>
+    private static unsafe void Im2Col<TMap>(Conv1dGeometry g, float* x, int first, int count, float* columns, int stride, TMap map)
+        where TMap : struct, IElementMap
+    {
+        long origin = (long)first * g.Stride - g.Padding;
+        CpuParallel.For((long)g.InChannels * g.Kernel, 8, (rowStart, rowEnd) =>
+        {
+            for (long row = rowStart; row < rowEnd; row++)
+            {
+                long channel = row / g.Kernel, tap = row % g.Kernel;
+                ConvRows.Gather(x + channel * g.Length, g.Length, origin + tap * g.Dilation, g.Stride, columns + row * stride, count, map);
+            }
+        });
     }
 }

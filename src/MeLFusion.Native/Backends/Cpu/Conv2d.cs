@@ -92,21 +92,24 @@ public sealed partial class CpuBackend : IKernel<Conv2dOp>, IKernelWorkspace<Con
             for (int start = 0; start < pixels; start += chunk)
             {
                 int count = Math.Min(chunk, pixels - start);
-                if (!pointwise)
-                {
-                    int first = start;
-                    CpuParallel.For(depth, 8, (rowStart, rowEnd) =>
-                    {
-                        for (long row = rowStart; row < rowEnd; row++)
-                            Im2ColRow(g, xN, (int)row, first, count, columns + row * stride);
-                    });
-                }
+                if (!pointwise) Im2Col(g, xN, start, count, columns, stride);
                 CpuGemm.Sgemm(false, false, g.OutChannels, count, depth, 1f, weight, depth,
                     pointwise ? xN + start : columns, pointwise ? pixels : stride, 0f, result, stride);
                 ConvRows.StoreOutput(result, stride, y + start, pixels, g.OutChannels, count, bias,
                     r is null ? null : r + start, pixels);
             }
         }
+    }
+
+    /// <summary>The im2col matrix [Cin·kh·kw][<paramref name="stride"/>] of one image for output pixels [first, first + count).</summary>
+    private static unsafe void Im2Col(Conv2dGeometry g, float* x, int first, int count, float* columns, int stride)
+    {
+        int depth = g.InChannels * g.KernelHeight * g.KernelWidth;
+        CpuParallel.For(depth, 8, (rowStart, rowEnd) =>
+        {
+            for (long row = rowStart; row < rowEnd; row++)
+                Im2ColRow(g, x, (int)row, first, count, columns + row * stride);
+        });
     }
 
     /// <summary>Row (channel, ky, kx) of the im2col matrix for output pixels [first, first + count).</summary>

@@ -136,6 +136,24 @@ internal static unsafe class ConvRows
                 SimdScalar.Store(map.Apply(SimdScalar.Load(s + (long)j * step)), dst + first + j);
     }
 
+    /// <summary>
+    /// dst[start + j·step] += src[j] for j in [0, count) where that index falls inside [0, dstLength): the adjoint of
+    /// <see cref="Gather{TMap}"/>, one row of a col2im.
+    /// </summary>
+    public static void ScatterAdd(float* src, int count, float* dst, long dstLength, long start, int step)
+    {
+        long first = start >= 0 ? 0 : (-start + step - 1) / step;
+        long end = start >= dstLength ? 0 : (dstLength - start + step - 1) / step;
+        first = Math.Min(first, count);
+        end = Math.Clamp(end, first, count);
+        float* d = dst + start + first * step;
+        int n = (int)(end - first);
+        if (step == 1)
+            AddRow(src + first, d, 0f, d, n);
+        else
+            for (int j = 0; j < n; j++) d[(long)j * step] += src[first + j];
+    }
+
     /// <summary>dst[j] = map(src[j]) with the widest vectors the machine has.</summary>
     private static void Map<TMap>(float* src, float* dst, int count, TMap map) where TMap : struct, IElementMap
     {

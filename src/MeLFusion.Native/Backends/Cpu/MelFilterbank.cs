@@ -1,10 +1,11 @@
+using System.Numerics;
 using System.Runtime.Intrinsics;
 using MeLFusion.Native.Ops;
 using MeLFusion.Native.Runtime;
 
 namespace MeLFusion.Native.Backends.Cpu;
 
-public sealed partial class CpuBackend : IKernel<MelSpectrogramOp>, IKernel<LogClampOp>
+public sealed partial class CpuBackend : IKernel<MelSpectrogramOp>, IKernel<LogClampOp>, IKernel<LogClampGradientOp>
 {
     public unsafe void Execute(MelSpectrogramOp op, in KernelArgs args)
     {
@@ -46,6 +47,31 @@ public sealed partial class CpuBackend : IKernel<MelSpectrogramOp>, IKernel<LogC
             }
             for (; i < end; i++)
                 destination[i] = MathF.Log(MathF.Max(source[i], min));
+        });
+    }
+
+    public unsafe void Execute(LogClampGradientOp op, in KernelArgs args)
+    {
+        float* x = args.Input(0).Ptr<float>();
+        float* dy = args.Input(1).Ptr<float>();
+        float* dx = args.Output.Ptr<float>();
+        float min = op.Min;
+        CpuParallel.For(args.Output.ElementCount, 16384, (start, end) =>
+        {
+            long i = start;
+            if (Vector.IsHardwareAccelerated)
+            {
+                var floor = new Vector<float>(min);
+                for (; i + Vector<float>.Count <= end; i += Vector<float>.Count)
+                {
+                    var value = Vector.Load(x + i);
+                    // An ordered comparison: false for NaN, whose gradient is 0 like below the floor.
+                    Vector.ConditionalSelect(Vector.GreaterThanOrEqual(value, floor), Vector.Load(dy + i) / value, Vector<float>.Zero)
+                        .Store(dx + i);
+                }
+            }
+            for (; i < end; i++)
+                dx[i] = x[i] >= min ? dy[i] / x[i] : 0f;
         });
     }
 }

@@ -32,11 +32,15 @@ internal unsafe interface IFloatVector<TSelf> where TSelf : unmanaged, IFloatVec
     /// <summary>x limited to [lower, upper] with single min/max instructions; NaN stays NaN.</summary>
     static abstract TSelf Clamp(TSelf x, TSelf lower, TSelf upper);
     static abstract TSelf Abs(TSelf x);
+    /// <summary>IEEE square root (correctly rounded; NaN for negative x).</summary>
+    static abstract TSelf Sqrt(TSelf x);
     static abstract TSelf GreaterThan(TSelf x, TSelf y);
     static abstract TSelf LessThan(TSelf x, TSelf y);
     static abstract TSelf Select(TSelf mask, TSelf ifTrue, TSelf ifFalse);
     /// <summary>Shifts each lane's bit pattern left as a 32-bit integer.</summary>
     static abstract TSelf ShiftBitsLeft(TSelf x, int count);
+    /// <summary>Shifts each lane's bit pattern right as an unsigned 32-bit integer (zeros come in).</summary>
+    static abstract TSelf ShiftBitsRight(TSelf x, int count);
     /// <summary>Adds the lanes' bit patterns as 32-bit integers.</summary>
     static abstract TSelf AddBits(TSelf x, TSelf y);
 
@@ -87,6 +91,8 @@ internal readonly unsafe struct FloatScalar(float value) : IFloatVector<FloatSca
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static FloatScalar Abs(FloatScalar x) => new(MathF.Abs(x._value));
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static FloatScalar Sqrt(FloatScalar x) => new(MathF.Sqrt(x._value));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static FloatScalar GreaterThan(FloatScalar x, FloatScalar y) => new(x._value > y._value ? AllBits : 0f);
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static FloatScalar LessThan(FloatScalar x, FloatScalar y) => new(x._value < y._value ? AllBits : 0f);
@@ -94,6 +100,8 @@ internal readonly unsafe struct FloatScalar(float value) : IFloatVector<FloatSca
     public static FloatScalar Select(FloatScalar mask, FloatScalar ifTrue, FloatScalar ifFalse) => Bits(mask) != 0 ? ifTrue : ifFalse;
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static FloatScalar ShiftBitsLeft(FloatScalar x, int count) => FromBits(Bits(x) << count);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static FloatScalar ShiftBitsRight(FloatScalar x, int count) => FromBits(Bits(x) >>> count);
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static FloatScalar AddBits(FloatScalar x, FloatScalar y) => FromBits(Bits(x) + Bits(y));
 
@@ -142,6 +150,8 @@ internal readonly unsafe struct Float128(Vector128<float> value) : IFloatVector<
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Float128 Abs(Float128 x) => new(Vector128.Abs(x._value));
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Float128 Sqrt(Float128 x) => new(Vector128.Sqrt(x._value));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Float128 GreaterThan(Float128 x, Float128 y) => new(Vector128.GreaterThan(x._value, y._value));
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Float128 LessThan(Float128 x, Float128 y) => new(Vector128.LessThan(x._value, y._value));
@@ -149,6 +159,8 @@ internal readonly unsafe struct Float128(Vector128<float> value) : IFloatVector<
     public static Float128 Select(Float128 mask, Float128 ifTrue, Float128 ifFalse) => new(Vector128.ConditionalSelect(mask._value, ifTrue._value, ifFalse._value));
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Float128 ShiftBitsLeft(Float128 x, int count) => new((x._value.AsInt32() << count).AsSingle());
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Float128 ShiftBitsRight(Float128 x, int count) => new((x._value.AsUInt32() >>> count).AsSingle());
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Float128 AddBits(Float128 x, Float128 y) => new((x._value.AsInt32() + y._value.AsInt32()).AsSingle());
 
@@ -203,6 +215,8 @@ internal readonly unsafe struct Float256(Vector256<float> value) : IFloatVector<
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Float256 Abs(Float256 x) => new(Vector256.Abs(x._value));
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Float256 Sqrt(Float256 x) => new(Vector256.Sqrt(x._value));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Float256 GreaterThan(Float256 x, Float256 y) => new(Vector256.GreaterThan(x._value, y._value));
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Float256 LessThan(Float256 x, Float256 y) => new(Vector256.LessThan(x._value, y._value));
@@ -210,6 +224,8 @@ internal readonly unsafe struct Float256(Vector256<float> value) : IFloatVector<
     public static Float256 Select(Float256 mask, Float256 ifTrue, Float256 ifFalse) => new(Vector256.ConditionalSelect(mask._value, ifTrue._value, ifFalse._value));
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Float256 ShiftBitsLeft(Float256 x, int count) => new((x._value.AsInt32() << count).AsSingle());
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Float256 ShiftBitsRight(Float256 x, int count) => new((x._value.AsUInt32() >>> count).AsSingle());
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Float256 AddBits(Float256 x, Float256 y) => new((x._value.AsInt32() + y._value.AsInt32()).AsSingle());
 
@@ -259,6 +275,8 @@ internal readonly unsafe struct Float512(Vector512<float> value) : IFloatVector<
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Float512 Abs(Float512 x) => new(Vector512.Abs(x._value));
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Float512 Sqrt(Float512 x) => new(Vector512.Sqrt(x._value));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Float512 GreaterThan(Float512 x, Float512 y) => new(Vector512.GreaterThan(x._value, y._value));
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Float512 LessThan(Float512 x, Float512 y) => new(Vector512.LessThan(x._value, y._value));
@@ -266,6 +284,8 @@ internal readonly unsafe struct Float512(Vector512<float> value) : IFloatVector<
     public static Float512 Select(Float512 mask, Float512 ifTrue, Float512 ifFalse) => new(Vector512.ConditionalSelect(mask._value, ifTrue._value, ifFalse._value));
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Float512 ShiftBitsLeft(Float512 x, int count) => new((x._value.AsInt32() << count).AsSingle());
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Float512 ShiftBitsRight(Float512 x, int count) => new((x._value.AsUInt32() >>> count).AsSingle());
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Float512 AddBits(Float512 x, Float512 y) => new((x._value.AsInt32() + y._value.AsInt32()).AsSingle());
 

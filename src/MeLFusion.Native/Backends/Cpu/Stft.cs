@@ -25,11 +25,7 @@ public sealed partial class CpuBackend : IKernel<StftMagnitudeOp>, IKernelWorksp
         var fft = FftPlan(op);
         var job = new StftKernel.Job(fft, op.Hop, wave.Ptr<float>(), wave.Dim(0), wave.Dim(1),
             output.Ptr<float>(), output.Dim(2), args.Workspace.Ptr<float>());
-        if (Vector512.IsHardwareAccelerated && StftKernel.FitsWideBlocks(fft))
-            StftKernel.Run<StftKernel.Lanes512, Vector512<float>>(job);
-        else if (Vector256.IsHardwareAccelerated) StftKernel.Run<StftKernel.Lanes256, Vector256<float>>(job);
-        else if (Vector128.IsHardwareAccelerated) StftKernel.Run<StftKernel.Lanes128, Vector128<float>>(job);
-        else StftKernel.Run<StftKernel.LanesScalar, float>(job);
+        StftKernel.RunWidest(fft, new StftKernel.Magnitudes(job));
     }
 }
 
@@ -128,7 +124,7 @@ internal sealed unsafe class RealFftPlan
 /// block is one contiguous vector store into [B, F, frames]. Blocks are spread over cores; each worker slot owns a
 /// block buffer in the op workspace.
 /// </summary>
-internal static unsafe class StftKernel
+internal static unsafe partial class StftKernel
 {
     /// <summary>Frames per block at the widest vector (Vector512 of floats); sizes the workspace for every width.</summary>
     public const int MaxLanes = 16;
@@ -166,25 +162,56 @@ internal static unsafe class StftKernel
     public static long WorkspaceBytes(RealFftPlan plan, int batch, int frames) =>
         Slots(batch, frames) * SlotFloats(plan) * sizeof(float);
 
-    public static void Run<TLanes, TVec>(Job job)
-        where TLanes : struct, ILanes<TVec> where TVec : unmanaged
+    /// <summary>A kernel written once against <see cref="ILanes{TVec}"/>, run at one lane width.</summary>
+    public interface ILaneProgram
     {
-        int blocksPerItem = (job.Frames + TLanes.Count - 1) / TLanes.Count;
-        long blocks = (long)job.Batch * blocksPerItem;
-        int slots = Slots(job.Batch, job.Frames);
+        void Run<TLanes, TVec>() where TLanes : struct, ILanes<TVec> where TVec : unmanaged;
+    }
+
+    /// <summary>Runs <paramref name="program"/> at the widest lanes the hardware has and the L1 budget allows.</summary>
+    public static void RunWidest<TProgram>(RealFftPlan plan, TProgram program) where TProgram : ILaneProgram
+    {
+        if (Vector512.IsHardwareAccelerated && FitsWideBlocks(plan)) program.Run<Lanes512, Vector512<float>>();
+        else if (Vector256.IsHardwareAccelerated) program.Run<Lanes256, Vector256<float>>();
+        else if (Vector128.IsHardwareAccelerated) program.Run<Lanes128, Vector128<float>>();
+        else program.Run<LanesScalar, float>();
+    }
+
+    /// <summary><see cref="Run{TLanes, TVec}"/> as an <see cref="ILaneProgram"/>.</summary>
+    public readonly struct Magnitudes(Job job) : ILaneProgram
+    {
+        public void Run<TLanes, TVec>() where TLanes : struct, ILanes<TVec> where TVec : unmanaged =>
+            StftKernel.Run<TLanes, TVec>(job);
+    }
+
+    /// <summary>The magnitudes of every frame of <paramref name="job"/> at one lane width.</summary>
+    public static void Run<TLanes, TVec>(Job job)
+        where TLanes : struct, ILanes<TVec> where TVec : unmanaged =>
+        ForEachBlock(job.Plan, TLanes.Count, job.Batch, job.Frames, job.Workspace, (buffer, item, firstFrame, tail) =>
+            TransformBlock<TLanes, TVec>(job, job.Wave + item * job.Samples,
+                job.Output + item * (job.Plan.Half + 1) * job.Frames, firstFrame, buffer, tail));
+
+    /// <summary>Work on one block: frames [firstFrame, firstFrame + lanes) of waveform <paramref name="item"/>.</summary>
+    public delegate void BlockBody(float* buffer, long item, int firstFrame, float* tail);
+
+    /// <summary>
+    /// Calls <paramref name="body"/> for every block of <paramref name="lanes"/> frames of <paramref name="batch"/>
+    /// waveforms, the blocks spread over <see cref="Slots"/> worker slots, each with its own block buffer (of
+    /// <see cref="SlotFloats"/>, from <paramref name="slotBuffers"/>) and a tail of <see cref="MaxLanes"/> floats.
+    /// </summary>
+    private static void ForEachBlock(RealFftPlan plan, int lanes, int batch, int frames, float* slotBuffers, BlockBody body)
+    {
+        int blocksPerItem = (frames + lanes - 1) / lanes;
+        long blocks = (long)batch * blocksPerItem;
+        int slots = Slots(batch, frames);
         CpuParallel.For(slots, 1, (firstSlot, endSlot) =>
         {
             float* tail = stackalloc float[MaxLanes];
             for (long slot = firstSlot; slot < endSlot; slot++)
             {
-                float* buffer = job.Workspace + slot * SlotFloats(job.Plan);
+                float* buffer = slotBuffers + slot * SlotFloats(plan);
                 for (long block = slot * blocks / slots; block < (slot + 1) * blocks / slots; block++)
-                {
-                    long item = block / blocksPerItem;
-                    int firstFrame = (int)(block % blocksPerItem) * TLanes.Count;
-                    TransformBlock<TLanes, TVec>(job, job.Wave + item * job.Samples,
-                        job.Output + item * (job.Plan.Half + 1) * job.Frames, firstFrame, buffer, tail);
-                }
+                    body(buffer, block / blocksPerItem, (int)(block % blocksPerItem) * lanes, tail);
             }
         });
     }
@@ -194,13 +221,24 @@ internal static unsafe class StftKernel
         float* buffer, float* tail)
         where TLanes : struct, ILanes<TVec> where TVec : unmanaged
     {
-        var plan = job.Plan;
+        int validLanes = LoadAndTransform<TLanes, TVec>(job.Plan, job.Hop, wave, job.Samples, job.Frames, firstFrame, buffer);
+        SplitMagnitudes<TLanes, TVec>(job.Plan, buffer, output + firstFrame, job.Frames, validLanes, tail);
+    }
+
+    /// <summary>
+    /// Loads the windowed frames [firstFrame, firstFrame + lanes) of one waveform into the block buffer and runs the
+    /// half-size complex FFT on them, leaving Z in bit-reversed order. Returns how many lanes hold real frames.
+    /// </summary>
+    private static int LoadAndTransform<TLanes, TVec>(RealFftPlan plan, int hop, float* wave, int samples, int frames,
+        int firstFrame, float* buffer)
+        where TLanes : struct, ILanes<TVec> where TVec : unmanaged
+    {
         int lanes = TLanes.Count;
-        int validLanes = Math.Min(lanes, job.Frames - firstFrame);
-        int firstStart = firstFrame * job.Hop - plan.Size / 2;
-        if (validLanes == lanes && firstStart >= 0 && firstStart + (lanes - 1) * job.Hop + plan.Size <= job.Samples)
+        int validLanes = Math.Min(lanes, frames - firstFrame);
+        int firstStart = firstFrame * hop - plan.Size / 2;
+        if (validLanes == lanes && firstStart >= 0 && firstStart + (lanes - 1) * hop + plan.Size <= samples)
         {
-            TLanes.LoadWindowedFrames(wave + firstStart, job.Hop, plan.Window, plan.Size, buffer);
+            TLanes.LoadWindowedFrames(wave + firstStart, hop, plan.Window, plan.Size, buffer);
         }
         else
         {
@@ -208,14 +246,20 @@ internal static unsafe class StftKernel
             {
                 // Lanes past the last frame repeat it so the block stays well-defined; their results are not stored.
                 int frame = firstFrame + Math.Min(lane, validLanes - 1);
-                LoadFrame(plan, wave, job.Samples, frame * job.Hop - plan.Size / 2, buffer + lane, lanes);
+                LoadFrame(plan, wave, samples, frame * hop - plan.Size / 2, buffer + lane, lanes);
             }
         }
+        Transform<TLanes, TVec>(plan, buffer);
+        return validLanes;
+    }
 
+    /// <summary>The half-size complex FFT (radix-4 DIF passes, then radix 2 if needed): natural order in, bit-reversed out.</summary>
+    private static void Transform<TLanes, TVec>(RealFftPlan plan, float* buffer)
+        where TLanes : struct, ILanes<TVec> where TVec : unmanaged
+    {
         for (int stage = 0, length = plan.Half; stage < plan.RadixFourStages; stage++, length /= 4)
-            RadixFourStage<TLanes, TVec>(buffer, plan.Half, length, plan.StageTwiddles(stage), lanes);
+            RadixFourStage<TLanes, TVec>(buffer, plan.Half, length, plan.StageTwiddles(stage), TLanes.Count);
         if (plan.FinalRadix2) RadixTwoStage<TLanes, TVec>(buffer, plan.Half);
-        SplitMagnitudes<TLanes, TVec>(plan, buffer, output + firstFrame, job.Frames, validLanes, tail);
     }
 
     /// <summary>
@@ -422,6 +466,8 @@ internal static unsafe class StftKernel
         /// <summary>a·b + c, fused where the hardware can.</summary>
         static abstract TVec MulAdd(TVec a, TVec b, TVec c);
         static abstract TVec Sqrt(TVec a);
+        /// <summary>a / b where b &gt; 0, else 0.</summary>
+        static abstract TVec DivideOrZero(TVec a, TVec b);
     }
 
     public readonly struct Lanes512 : ILanes<Vector512<float>>
@@ -454,6 +500,8 @@ internal static unsafe class StftKernel
         public static Vector512<float> Mul(Vector512<float> a, Vector512<float> b) => a * b;
         public static Vector512<float> MulAdd(Vector512<float> a, Vector512<float> b, Vector512<float> c) => Vector512.MultiplyAddEstimate(a, b, c);
         public static Vector512<float> Sqrt(Vector512<float> a) => Vector512.Sqrt(a);
+        public static Vector512<float> DivideOrZero(Vector512<float> a, Vector512<float> b) =>
+            Vector512.ConditionalSelect(Vector512.GreaterThan(b, Vector512<float>.Zero), a / b, Vector512<float>.Zero);
     }
 
     public readonly struct Lanes256 : ILanes<Vector256<float>>
@@ -510,6 +558,8 @@ internal static unsafe class StftKernel
         public static Vector256<float> Mul(Vector256<float> a, Vector256<float> b) => a * b;
         public static Vector256<float> MulAdd(Vector256<float> a, Vector256<float> b, Vector256<float> c) => Vector256.MultiplyAddEstimate(a, b, c);
         public static Vector256<float> Sqrt(Vector256<float> a) => Vector256.Sqrt(a);
+        public static Vector256<float> DivideOrZero(Vector256<float> a, Vector256<float> b) =>
+            Vector256.ConditionalSelect(Vector256.GreaterThan(b, Vector256<float>.Zero), a / b, Vector256<float>.Zero);
     }
 
     public readonly struct Lanes128 : ILanes<Vector128<float>>
@@ -546,6 +596,8 @@ internal static unsafe class StftKernel
         public static Vector128<float> Mul(Vector128<float> a, Vector128<float> b) => a * b;
         public static Vector128<float> MulAdd(Vector128<float> a, Vector128<float> b, Vector128<float> c) => Vector128.MultiplyAddEstimate(a, b, c);
         public static Vector128<float> Sqrt(Vector128<float> a) => Vector128.Sqrt(a);
+        public static Vector128<float> DivideOrZero(Vector128<float> a, Vector128<float> b) =>
+            Vector128.ConditionalSelect(Vector128.GreaterThan(b, Vector128<float>.Zero), a / b, Vector128<float>.Zero);
     }
 
     public readonly struct LanesScalar : ILanes<float>
@@ -561,5 +613,6 @@ internal static unsafe class StftKernel
         public static float Mul(float a, float b) => a * b;
         public static float MulAdd(float a, float b, float c) => float.MultiplyAddEstimate(a, b, c);
         public static float Sqrt(float a) => MathF.Sqrt(a);
+        public static float DivideOrZero(float a, float b) => b > 0 ? a / b : 0f;
     }
 }

@@ -3,8 +3,11 @@ using MeLFusion.Native.Runtime;
 
 namespace MeLFusion.Native.Backends.CudaKernels;
 
-/// <summary>kernels/adaptive_avg_pool.cu: 1-D pooling of a middle dim; 2-D as two passes through the op's workspace.</summary>
-public abstract partial class CudaKernelBackend : IKernel<AdaptiveAvgPoolOp>
+/// <summary>
+/// kernels/adaptive_avg_pool.cu: 1-D pooling of a middle dim and its gradient; 2-D as two passes through the op's
+/// workspace.
+/// </summary>
+public abstract partial class CudaKernelBackend : IKernel<AdaptiveAvgPoolOp>, IKernel<AdaptiveAvgPoolGradientOp>
 {
     public void Execute(AdaptiveAvgPoolOp op, in KernelArgs args)
     {
@@ -33,6 +36,23 @@ public abstract partial class CudaKernelBackend : IKernel<AdaptiveAvgPoolOp>
             Pool(middle, y.Data, outer, height, outHeight, outWidth);
         }
     }
+
+    public void Execute(AdaptiveAvgPoolGradientOp op, in KernelArgs args)
+    {
+        Tensor dy = args.Input(0), dx = args.Output;
+        if (dy.ElementCount == 0) return;
+        var (first, second) = op.Passes(dy.Shape);
+        if (second is not { } last)
+        {
+            Spread(dy.Data, dx.Data, first);
+            return;
+        }
+        Spread(dy.Data, args.Workspace.Data, first);
+        Spread(args.Workspace.Data, dx.Data, last);
+    }
+
+    private void Spread(nint dy, nint dx, PoolPass pass) =>
+        LaunchElementwise("adaptive_avg_pool_backward_f32", pass.Output, dy, dx, pass.Outer, pass.Bins, pass.Inputs, pass.Inner);
 
     /// <summary>[outer, n, inner] -> [outer, m, inner] f32.</summary>
     private void Pool(nint source, nint destination, long outer, int n, int m, long inner) =>

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using MeLFusion.Native.IO.Audio;
+using MeLFusion.Native.Training.Data;
 
 namespace MeLFusion.Native.Data.Synth;
 
@@ -15,12 +16,13 @@ public sealed class SynthToolMissingException(string message) : Exception(messag
 public sealed class FluidSynthRenderer
 {
     public const string DefaultSoundFont = "/usr/share/sounds/sf2/FluidR3_GM.sf2";
-    public const int SampleRate = 16000;
+    /// <summary>The training clip format's rate (<see cref="AudioClipFormat.MeLFusion"/>), so no resampling is needed.</summary>
+    public const int SampleRate = AudioClipFormat.SpecSampleRate;
 
     /// <summary>10.24 s at 16 kHz: the 1024 mel frames × hop 160 of spec §1.5.</summary>
-    public const int ClipSamples = 163840;
+    public const int ClipSamples = AudioClipFormat.SpecSamples;
 
-    public const float ClipPeak = 0.5f;
+    public const float ClipPeak = AudioClipFormat.SpecPeak;
 
     private const string InstallHint = "sudo apt-get install fluidsynth fluid-soundfont-gm";
 
@@ -102,7 +104,7 @@ public sealed class FluidSynthRenderer
             if (clip.Frames == 0) throw new IOException($"fluidsynth rendered no samples for {midiPath}: {Tail(errors)}");
             return clip.SampleRate == SampleRate
                 ? clip
-                : new AudioClip(SampleRate, clip.Channels.Select(c => Resample(c, clip.SampleRate, SampleRate)).ToArray());
+                : new AudioClip(SampleRate, clip.Channels.Select(c => PolyphaseResampler.Resample(c, clip.SampleRate, SampleRate)).ToArray());
         }
         finally
         {
@@ -118,44 +120,11 @@ public sealed class FluidSynthRenderer
     /// </summary>
     public static float[] ToClip(AudioClip audio, string name)
     {
-        var mono = audio.MixToMono();
-        var clip = new float[ClipSamples];
-        Array.Copy(mono, clip, Math.Min(mono.Length, ClipSamples));
-        double mean = 0;
-        foreach (float s in clip) mean += s;
-        mean /= clip.Length;
-        float peak = 0;
-        for (int i = 0; i < clip.Length; i++)
-        {
-            clip[i] = (float)(clip[i] - mean);
-            peak = Math.Max(peak, Math.Abs(clip[i]));
-        }
+        var clip = Waveform.PadOrCrop(audio.MixToMono(), ClipSamples);
+        Waveform.RemoveMean(clip);
+        float peak = Waveform.Peak(clip);
         if (peak < 1e-4f) throw new IOException($"{name}: the rendered audio is silent (peak {peak:g3}); is the soundfont complete?");
-        float scale = ClipPeak / peak;
-        for (int i = 0; i < clip.Length; i++) clip[i] *= scale;
+        Waveform.NormalizePeak(clip, ClipPeak);
         return clip;
-    }
-
-    /// <summary>Band-limited resampling with a Hann-windowed sinc of 16 zero crossings each side.</summary>
-    internal static float[] Resample(float[] input, int fromRate, int toRate)
-    {
-        const int halfWidth = 16;
-        double ratio = (double)fromRate / toRate, cutoff = Math.Min(1.0, (double)toRate / fromRate);
-        var output = new float[(int)((long)input.Length * toRate / fromRate)];
-        for (int i = 0; i < output.Length; i++)
-        {
-            double center = i * ratio, sum = 0;
-            double reach = halfWidth / cutoff;
-            int first = Math.Max(0, (int)Math.Ceiling(center - reach)), last = Math.Min(input.Length - 1, (int)Math.Floor(center + reach));
-            for (int k = first; k <= last; k++)
-            {
-                double x = (k - center) * cutoff;
-                double sinc = x == 0 ? 1 : Math.Sin(Math.PI * x) / (Math.PI * x);
-                double window = 0.5 + 0.5 * Math.Cos(Math.PI * x / halfWidth);
-                sum += input[k] * sinc * window;
-            }
-            output[i] = (float)(sum * cutoff);
-        }
-        return output;
     }
 }

@@ -32,6 +32,9 @@ public static class WavFile
 {
     private const ushort FormatPcm = 1, FormatFloat = 3, FormatExtensible = 0xFFFE;
 
+    /// <summary>Bytes 4..15 of every KSDATAFORMAT_SUBTYPE GUID that wraps a classic format code.</summary>
+    private static ReadOnlySpan<byte> ExtensibleGuidSuffix => [0x00, 0x00, 0x10, 0x00, 0x80, 0x00, 0x00, 0xAA, 0x00, 0x38, 0x9B, 0x71];
+
     public static AudioClip Read(string path)
     {
         byte[] bytes;
@@ -70,8 +73,11 @@ public static class WavFile
                 bits = BinaryPrimitives.ReadUInt16LittleEndian(fmt[14..]);
                 if (format == FormatExtensible)
                 {
-                    if (size < 26) throw new WavException($"{name}: WAVE_FORMAT_EXTENSIBLE fmt chunk is too short");
-                    format = BinaryPrimitives.ReadUInt16LittleEndian(fmt[24..]); // first two bytes of the sub-format GUID
+                    if (size < 40) throw new WavException($"{name}: WAVE_FORMAT_EXTENSIBLE fmt chunk of {size} bytes is too short (40 needed)");
+                    // The sub-format GUID is {format code}-0000-0010-8000-00AA00389B71 for the plain PCM and float formats.
+                    if (!fmt.Slice(28, 12).SequenceEqual(ExtensibleGuidSuffix) || BinaryPrimitives.ReadUInt16LittleEndian(fmt[26..]) != 0)
+                        throw new WavException($"{name}: WAVE_FORMAT_EXTENSIBLE sub-format {Convert.ToHexString(fmt.Slice(24, 16))} is not PCM or IEEE float");
+                    format = BinaryPrimitives.ReadUInt16LittleEndian(fmt[24..]);
                 }
                 haveFormat = true;
             }

@@ -160,6 +160,7 @@ public sealed class UNet2DConditionModel
         /// <summary>ResnetBlock2D: GN-SiLU-conv, + time projection, GN-SiLU-conv, + (1x1-conv) shortcut.</summary>
         private Value Resnet(Value x, string name, int cin, int cout)
         {
+            using var segment = g.Checkpoint(); // each resnet and transformer is one gradient-checkpointing block
             var h = g.GroupNorm(x, w[$"{name}.norm1.weight", cin], w[$"{name}.norm1.bias", cin], c.NormGroups, c.NormEps, silu: true);
             h = g.Conv2d(h, w[$"{name}.conv1.weight", cout, cin, 3, 3], w[$"{name}.conv1.bias", cout], padding: 1);
             var t = g.Linear(_tembSilu, w[$"{name}.time_emb_proj.weight", cout, c.TimeEmbedDim], w[$"{name}.time_emb_proj.bias", cout]);
@@ -176,6 +177,7 @@ public sealed class UNet2DConditionModel
         /// </summary>
         private Value Transformer(Value x, string name, int channels, int heads, (int Block, int Attention)? upBlock)
         {
+            using var segment = g.Checkpoint();
             int batch = x.Shape[0], height = x.Shape[2], width = x.Shape[3];
             var h = g.GroupNorm(x, w[$"{name}.norm.weight", channels], w[$"{name}.norm.bias", channels], c.NormGroups, UNetConfig.TransformerNormEps);
             var tokens = g.Reshape(g.Permute(h, 0, 2, 3, 1), batch, height * width, channels);

@@ -1,0 +1,23 @@
+namespace MeLFusion.Native.Training.Tasks;
+
+/// <summary>
+/// One micro-batch of examples as the tasks consume it: captions, clips [B, samples] (16 kHz mono, peak-normalised)
+/// and images [B, 3, size, size] in [-1, 1] when the task needs them.
+/// </summary>
+public sealed record MicroBatch(IReadOnlyList<string> Captions, float[] Audio, float[]? Images);
+
+/// <summary>
+/// Where a task's micro-batches come from. Batch <c>index</c> of training is a pure function of the source's seed
+/// and the index (the shuffled order of each epoch included), which makes resumed runs exact.
+/// </summary>
+public interface IBatchSource
+{
+    int BatchSize { get; }
+    /// <summary>Samples per clip.</summary>
+    int ClipSamples { get; }
+    /// <summary>Image side in pixels (0 when the source has no images).</summary>
+    int ImageSize { get; }
+    int ValidationBatches { get; }
+    MicroBatch Training(long index);
+    MicroBatch Validation(int index);
+}

@@ -1,0 +1,149 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using MeLFusion.Native.Models;
+using MeLFusion.Native.Pipelines;
+using MeLFusion.Native.Runtime;
+using MeLFusion.Native.Training.Data;
+using MeLFusion.Native.Training.Tasks;
+
+namespace MeLFusion.Native.Training;
+
+/// <summary>
+/// A run as a file (snake_case JSON; the <c>train</c> command's flags override it): which model kind, the system it
+/// belongs to, the data, the optimizer and loss settings and the cadence. Relative paths resolve against the file.
+/// </summary>
+public sealed record TrainingConfig
+{
+    public static readonly string[] Kinds = ["t2m-unet", "t2i-unet", "music-vae", "image-vae", "vocoder", "text-encoder"];
+
+    public string Kind { get; init; } = "t2m-unet";
+    /// <summary>The weights directory whose model.json and frozen parts the run uses.</summary>
+    public string Model { get; init; } = "weights";
+    /// <summary>Start the trained part from a fresh initialisation instead of the directory's weights.</summary>
+    public bool FromScratch { get; init; }
+    public string? TrainManifest { get; init; }
+    public string? ValidationManifest { get; init; }
+    public int ValidationBatches { get; init; } = 4;
+    /// <summary>Procedural examples instead of manifests (smoke runs): their count, 0 to use the manifests.</summary>
+    public int SyntheticExamples { get; init; }
+    public int BatchSize { get; init; } = 1;
+    public double ClipSeconds { get; init; } = 10.24;
+    public BadDataPolicy BadData { get; init; } = BadDataPolicy.Skip;
+    public bool TrainOnlyAlpha { get; init; }
+    /// <summary>Train only the tensors under these name prefixes (empty: all, unless <see cref="TrainOnlyAlpha"/>).</summary>
+    public string[] TrainOnly { get; init; } = [];
+    public TrainingOptions Optimizer { get; init; } = new();
+    public TaskSettings Loss { get; init; } = new();
+    public int LogEvery { get; init; } = 10;
+    public int ValidateEvery { get; init; } = 100;
+    public int CheckpointEvery { get; init; } = 100;
+
+    [JsonIgnore]
+    public WeightPart Part => Kind switch
+    {
+        "t2m-unet" => WeightPart.MusicUnet,
+        "t2i-unet" => WeightPart.ImageUnet,
+        "music-vae" => WeightPart.MusicVae,
+        "image-vae" => WeightPart.ImageVae,
+        "vocoder" => WeightPart.Vocoder,
+        "text-encoder" => WeightPart.TextEncoder,
+        _ => throw new ArgumentException($"training: unknown model kind '{Kind}' (one of {string.Join(", ", Kinds)})"),
+    };
+
+    [JsonIgnore]
+    public ParameterSelection Selection =>
+        TrainOnlyAlpha ? ParameterSelection.OnlyAlpha : TrainOnly.Length > 0 ? ParameterSelection.Prefixes(TrainOnly) : ParameterSelection.All;
+
+    [JsonIgnore]
+    public RunCadence Cadence => new(LogEvery, ValidateEvery, CheckpointEvery);
+
+    public void Validate()
+    {
+        _ = Part;
+        if (TrainOnlyAlpha && Kind != "t2m-unet") throw new ArgumentException("training: only the t2m-unet has visual-synapse alphas to train");
+        if (TrainOnlyAlpha && TrainOnly.Length > 0) throw new ArgumentException("training: give either train-only-alpha or train-only prefixes, not both");
+        if (BatchSize < 1) throw new ArgumentException($"training: batch size must be at least 1, got {BatchSize}");
+        if (!(ClipSeconds > 0)) throw new ArgumentException($"training: clip seconds must be positive, got {ClipSeconds}");
+        if (SyntheticExamples < 0) throw new ArgumentException($"training: synthetic examples must not be negative, got {SyntheticExamples}");
+        if (SyntheticExamples == 0 && TrainManifest is null) throw new ArgumentException("training: no train manifest (or synthetic examples) given");
+        if (LogEvery < 0 || ValidateEvery < 0 || CheckpointEvery < 0)
+            throw new ArgumentException($"training: log, validation and checkpoint intervals must not be negative ({LogEvery}, {ValidateEvery}, {CheckpointEvery})");
+        if (ValidationBatches < 0) throw new ArgumentException($"training: validation batches must not be negative, got {ValidationBatches}");
+        Optimizer.Validate();
+        Loss.Validate();
+    }
+
+    public static TrainingConfig Read(string path)
+    {
+        try
+        {
+            var config = JsonSerializer.Deserialize(File.ReadAllText(path), TrainingConfigJson.Default.TrainingConfig)
+                ?? throw new InvalidDataException($"{path}: empty training configuration");
+            string directory = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!;
+            string? Resolve(string? p) => p is null ? null : System.IO.Path.GetFullPath(p, directory);
+            return config with { Model = Resolve(config.Model)!, TrainManifest = Resolve(config.TrainManifest), ValidationManifest = Resolve(config.ValidationManifest) };
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"{path}: invalid training configuration: {e.Message}");
+        }
+    }
+
+    public void Write(string path) =>
+        IO.AtomicFile.Write(path, f => JsonSerializer.Serialize(f, this, TrainingConfigJson.Default.TrainingConfig));
+
+    /// <summary>
+    /// Loads the system on <paramref name="backend"/> and builds the task: the trained part from
+    /// <paramref name="checkpoint"/> when resuming, else fresh (<see cref="FromScratch"/>) or from the model directory.
+    /// </summary>
+    public ITrainingTask CreateTask(IBackend backend, string? checkpoint = null)
+    {
+        Validate();
+        var model = MelFusionModel.Load(Model, backend);
+        WeightSet? trained = null;
+        try
+        {
+            trained = checkpoint is not null ? new WeightSet(backend, checkpoint)
+                : FromScratch ? WeightSet.Initialize(backend, Optimizer.Seed)
+                : WeightSet.OpenOrInitialize(backend, Optimizer.Seed, System.IO.Path.Combine(Model, Part.FileName()));
+            var data = CreateData(model.Config);
+            return Kind switch
+            {
+                "t2m-unet" => new TextToMusicTask(model, trained, data, Loss with { Seed = Optimizer.Seed }),
+                "t2i-unet" => new TextToImageTask(model, trained, data, Loss with { Seed = Optimizer.Seed }),
+                "music-vae" => new MusicVaeTask(model, trained, data, Loss with { Seed = Optimizer.Seed }),
+                "image-vae" => new ImageVaeTask(model, trained, data, Loss with { Seed = Optimizer.Seed }),
+                "vocoder" => new VocoderTask(model, trained, data, Loss with { Seed = Optimizer.Seed }),
+                _ => new TextEncoderTask(model, trained, data, Loss with { Seed = Optimizer.Seed }),
+            };
+        }
+        catch
+        {
+            trained?.Dispose();
+            model.Dispose();
+            throw;
+        }
+    }
+
+    private IBatchSource CreateData(MelFusionModelConfig model)
+    {
+        int samples = (int)Math.Round(ClipSeconds * model.SampleRate);
+        bool images = Kind is "t2m-unet" or "t2i-unet" or "image-vae";
+        int imageSize = images ? model.ImageSize : 0;
+        if (SyntheticExamples > 0)
+            return new SyntheticBatches(BatchSize, samples, imageSize, SyntheticExamples, ValidationBatches, Optimizer.Seed, model.SampleRate);
+        return ManifestBatches.Open(TrainManifest!, ValidationManifest, ValidationBatches, new DataLoaderOptions
+        {
+            BatchSize = BatchSize,
+            Seed = Optimizer.Seed,
+            BadData = BadData,
+            Audio = new AudioClipFormat(model.SampleRate, samples, AudioClipFormat.SpecPeak),
+            Images = images ? new ImageInput(imageSize) : null,
+        });
+    }
+}
+
+[JsonSourceGenerationOptions(WriteIndented = true, UseStringEnumConverter = true, PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower,
+    ReadCommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true)]
+[JsonSerializable(typeof(TrainingConfig))]
+internal sealed partial class TrainingConfigJson : JsonSerializerContext;
