@@ -35,6 +35,15 @@ public class AdaptiveAvgPoolGradientTests
         GradCheck.Run(backend, (g, i) => g.AdaptiveAvgPool2d(i[0], 4, 2), [Feed.Uniform(random, 1f, "x", 2, 3, 5)]);
     }
 
+    /// <summary>1-D along a negative axis with more bins than inputs (overlapping bins repeat inputs).</summary>
+    [Theory]
+    [MemberData(nameof(TestBackends.Supporting), typeof(AdaptiveAvgPoolGradientOp), MemberType = typeof(TestBackends))]
+    public void GradCheck1dOnANegativeAxisWithMoreBinsThanInputs(string backend)
+    {
+        var random = new Random(32);
+        GradCheck.Run(backend, (g, i) => g.AdaptiveAvgPool1d(i[0], -1, 5), [Feed.Uniform(random, 1f, "x", 2, 3, 3)]);
+    }
+
     [Fact]
     public void RejectsBadInputs()
     {

@@ -141,6 +141,19 @@ public class AudioGradientTests
             [Feed.Uniform(random, 1f, "wave", 1, 40), filterbank], step: 1e-3f);
     }
 
+    /// <summary>
+    /// log(max(x, min)) on both sides of min: below it the gradient is zero, above it 1/x. Every value lies at least 0.05
+    /// from min, beyond the ±0.01 finite-difference step.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(TestBackends.Supporting), typeof(LogClampGradientOp), MemberType = typeof(TestBackends))]
+    public void LogClampGradCheckOnBothSidesOfTheFloor(string backend)
+    {
+        float[] x = [.. Enumerable.Range(0, 12).Select(i => i % 3 == 0 ? 0.05f + 0.03f * i : 0.6f + 0.15f * i)];
+        Assert.Contains(x, v => v < 0.45f);
+        GradCheck.Run(backend, (g, i) => g.LogClamp(i[0], 0.5f), [new Feed("x", [3, 4], x)]);
+    }
+
     [Fact]
     public void RejectsBadInputs()
     {

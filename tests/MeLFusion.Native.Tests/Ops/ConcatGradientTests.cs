@@ -32,4 +32,14 @@ public class ConcatGradientTests
         Support.GradCheck.Run(backend, (g, i) => g.Concat(1, g.Mul(i[0], i[0]), i[1], i[0]),
             [Feed.Uniform(random, 1f, "a", 2, 3, 2), Feed.Uniform(random, 1f, "b", 2, 1, 2)], differentiate: ["a"]);
     }
+
+    /// <summary>A negative axis (the last), every part differentiated.</summary>
+    [Theory]
+    [MemberData(nameof(TestBackends.Supporting), typeof(ConcatOp), MemberType = typeof(TestBackends))]
+    public void GradCheckAlongANegativeAxis(string backend)
+    {
+        var random = new Random(37);
+        Support.GradCheck.Run(backend, (g, i) => g.Concat(-1, i[0], g.Mul(i[1], i[1])),
+            [Feed.Uniform(random, 1f, "a", 3, 2), Feed.Uniform(random, 1f, "b", 3, 4)]);
+    }
 }

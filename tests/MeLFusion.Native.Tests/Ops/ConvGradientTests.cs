@@ -95,6 +95,9 @@ public class ConvGradientTests
         Feed bias = Feed.Uniform(random, 1f, "bias", 4), residual = Feed.Uniform(random, 1f, "residual", 2, 4, 3, 3);
         GradCheck.Run(backend, (g, v) => g.Conv2d(v[0], v[1], v[2], stride: 2, padding: 1, residual: v[3]), [x, weight, bias, residual]);
         GradCheck.Run(backend, (g, v) => g.Conv2d(v[0], v[1]), [x, Feed.Uniform(random, 0.5f, "weight", 2, 3, 1, 1)]);
+        // A residual without a bias sits at input 2.
+        GradCheck.Run(backend, (g, v) => g.Conv2d(v[0], v[1], padding: 1, residual: v[2]),
+            [x, Feed.Uniform(random, 0.5f, "weight", 2, 3, 2, 2), Feed.Uniform(random, 1f, "residual", 2, 2, 7, 6)]);
     }
 
     [Theory]
@@ -109,6 +112,9 @@ public class ConvGradientTests
             [x, weight, bias, residual]);
         var square = Feed.Uniform(random, 0.5f, "weight", 3, 3, 5);
         GradCheck.Run(backend, (g, v) => g.Conv1d(v[0], v[1], padding: 4, dilation: 2, inputLeakySlope: 0.2f, residual: v[0]), [x, square]);
+        // No input activation, a bias and no residual: x's gradient is the convolution's alone.
+        GradCheck.Run(backend, (g, v) => g.Conv1d(v[0], v[1], v[2], stride: 3, padding: 1),
+            [Feed.Uniform(random, 1f, "x", 2, 3, 13), weight, bias]);
     }
 
     [Theory]

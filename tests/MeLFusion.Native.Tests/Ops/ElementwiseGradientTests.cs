@@ -20,6 +20,24 @@ public class ElementwiseGradientTests
         GradCheck.Run(backend, (g, i) => g.Div(i[0], i[1]), [a, d]);
     }
 
+    /// <summary>
+    /// The left operand broadcast (its gradient summed back), both operands broadcast at once, and a permuted view read
+    /// in place (its gradient sent back through the view).
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(TestBackends.Supporting), typeof(BinaryOp), MemberType = typeof(TestBackends))]
+    public void BinaryOpsWithABroadcastLeftOperandAndStridedViews(string backend)
+    {
+        var random = new Random(7);
+        var row = Feed.Uniform(random, 1f, "row", 1, 5);
+        var column = Feed.Uniform(random, 1f, "column", 3, 1);
+        GradCheck.Run(backend, (g, i) => g.Mul(g.Add(i[0], i[1]), i[0]), [row, column]);
+        var divisors = new Feed("d", [3, 5], [.. Enumerable.Range(0, 15).Select(k => (k % 2 == 0 ? 1f : -1f) * (1.5f + 0.1f * k))]);
+        GradCheck.Run(backend, (g, i) => g.Div(i[0], i[1]), [column, divisors]);
+        var transposed = Feed.Uniform(random, 1f, "transposed", 5, 3);
+        GradCheck.Run(backend, (g, i) => g.Sub(g.Mul(g.Permute(i[0], 1, 0), i[1]), g.Permute(i[0], 1, 0)), [transposed, row]);
+    }
+
     [Theory]
     [MemberData(nameof(TestBackends.Supporting), typeof(ScalarOp), MemberType = typeof(TestBackends))]
     public void ScaleAndShift(string backend)

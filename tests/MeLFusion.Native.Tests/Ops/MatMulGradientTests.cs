@@ -56,6 +56,22 @@ public class MatMulGradientTests
             [Feed.Uniform(random, 1f, "q", 1, 3, 2, 4), Feed.Uniform(random, 1f, "k", 1, 5, 2, 4)]);
     }
 
+    /// <summary>
+    /// One matrix b shared by a batch of a: its gradient is the folded single product over all rows, with b read plain
+    /// and transposed; and a read transposed alone (no folding).
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(TestBackends.Supporting), typeof(MatMulOp), MemberType = typeof(TestBackends))]
+    public void MatMulGradCheckWithASharedRightOperandAndSingleTransposes(string backend)
+    {
+        var random = new Random(23);
+        var a = Feed.Uniform(random, 1f, "a", 2, 3, 4);
+        GradCheck.Run(backend, (g, i) => g.MatMul(i[0], i[1]), [a, Feed.Uniform(random, 1f, "b", 4, 5)]);
+        GradCheck.Run(backend, (g, i) => g.MatMul(i[0], i[1], transposeB: true), [a, Feed.Uniform(random, 1f, "b", 5, 4)]);
+        GradCheck.Run(backend, (g, i) => g.MatMul(i[0], i[1], transposeA: true),
+            [Feed.Uniform(random, 1f, "a", 2, 4, 3), Feed.Uniform(random, 1f, "b", 2, 4, 5)]);
+    }
+
     [Theory]
     [MemberData(nameof(TestBackends.Supporting), typeof(LinearOp), MemberType = typeof(TestBackends))]
     public void LinearGradCheck(string backend)
@@ -63,6 +79,7 @@ public class MatMulGradientTests
         var random = new Random(22);
         GradCheck.Run(backend, (g, i) => g.Linear(i[0], i[1], i[2]),
             [Feed.Uniform(random, 1f, "x", 2, 3, 4), Feed.Uniform(random, 1f, "w", 5, 4), Feed.Uniform(random, 1f, "b", 5)]);
+        GradCheck.Run(backend, (g, i) => g.Linear(i[0], i[1]), [Feed.Uniform(random, 1f, "x", 4, 3), Feed.Uniform(random, 1f, "w", 2, 3)]);
     }
 
     /// <summary>A weight shared by a batch of rows gets its gradient from one GEMM over all of them, not a reduction.</summary>

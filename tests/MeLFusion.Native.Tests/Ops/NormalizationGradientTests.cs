@@ -86,6 +86,22 @@ public class NormalizationGradientTests
         GradCheck.Run(backend, (g, i) => g.GroupNorm(i[0], i[1], i[2], groups: 2, silu: true), feeds, step: 1e-2f);
     }
 
+    /// <summary>
+    /// The affine parts one at a time and not at all, with and without the fused SiLU, on x with one, no and two
+    /// spatial dims.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(TestBackends.Supporting), typeof(GroupNormParamGradientOp), MemberType = typeof(TestBackends))]
+    public void GroupNormWithoutAffineOrSiluPassesGradCheck(string backend)
+    {
+        var random = new Random(24);
+        GradCheck.Run(backend, (g, i) => g.GroupNorm(i[0], null, null, groups: 4), [Feed.Uniform(random, 2f, "x", 2, 4, 5)]);
+        GradCheck.Run(backend, (g, i) => g.GroupNorm(i[0], i[1], null, groups: 2, silu: true),
+            [Feed.Uniform(random, 2f, "x", 3, 6), Feed.Uniform(random, 1f, "weight", 6)]);
+        GradCheck.Run(backend, (g, i) => g.GroupNorm(i[0], null, i[1], groups: 2),
+            [Feed.Uniform(random, 2f, "x", 2, 4, 3, 2), Feed.Uniform(random, 1f, "bias", 4)]);
+    }
+
     [Theory]
     [MemberData(nameof(TestBackends.Supporting), typeof(LayerNormParamGradientOp), MemberType = typeof(TestBackends))]
     public void LayerNormPassesGradCheck(string backend)
@@ -93,6 +109,16 @@ public class NormalizationGradientTests
         var random = new Random(22);
         Feed[] feeds = [Feed.Uniform(random, 2f, "x", 3, 9), Feed.Uniform(random, 1f, "weight", 9), Feed.Uniform(random, 1f, "bias", 9)];
         GradCheck.Run(backend, (g, i) => g.LayerNorm(i[0], i[1], i[2]), feeds);
+    }
+
+    [Theory]
+    [MemberData(nameof(TestBackends.Supporting), typeof(LayerNormParamGradientOp), MemberType = typeof(TestBackends))]
+    public void LayerNormWithoutAffineOrWithOnePartPassesGradCheck(string backend)
+    {
+        var random = new Random(25);
+        GradCheck.Run(backend, (g, i) => g.LayerNorm(i[0], null, null), [Feed.Uniform(random, 2f, "x", 2, 3, 5)]);
+        GradCheck.Run(backend, (g, i) => g.LayerNorm(i[0], i[1], null), [Feed.Uniform(random, 2f, "x", 4, 6), Feed.Uniform(random, 1f, "weight", 6)]);
+        GradCheck.Run(backend, (g, i) => g.LayerNorm(i[0], null, i[1]), [Feed.Uniform(random, 2f, "x", 4, 6), Feed.Uniform(random, 1f, "bias", 6)]);
     }
 
     [Theory]

@@ -29,6 +29,16 @@ public class ReduceTests
         GradCheck.Run(backend, (g, i) => g.SumTo(g.Mul(i[0], i[0]), [1, 4, 1]), [OpRunner.Feed.Uniform(random, 1f, "x", 3, 4, 5)]);
     }
 
+    /// <summary>A sum to a single element of higher rank than x: the gradient is reshaped to x's rank before it is expanded.</summary>
+    [Theory]
+    [MemberData(nameof(TestBackends.Supporting), typeof(ReduceSumOp), MemberType = typeof(TestBackends))]
+    public void GradientOfASumToMoreDimsThanX(string backend)
+    {
+        var random = new Random(4);
+        GradCheck.Run(backend, (g, i) => g.Mul(g.SumTo(g.Mul(i[0], i[0]), [1, 1, 1]), i[1]),
+            [OpRunner.Feed.Uniform(random, 1f, "x", 5), OpRunner.Feed.Uniform(random, 1f, "scale", 2, 1, 3)]);
+    }
+
     [Fact]
     public void RejectsTargetsThatAreNotABroadcastOfX()
     {

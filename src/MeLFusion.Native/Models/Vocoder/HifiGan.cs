@@ -46,9 +46,8 @@ public sealed class HifiGan(HifiGanConfig config)
         int kernels = c.ResblockKernelSizes.Length;
         for (int i = 0; i < c.UpsampleRates.Length; i++)
         {
-            int cin = c.Channels(i), cout = c.Channels(i + 1), k = c.UpsampleKernelSizes[i], u = c.UpsampleRates[i];
-            x = g.ConvTranspose1d(x, W($"ups.{i}.weight", cin, cout, k), W($"ups.{i}.bias", cout),
-                stride: u, padding: (k - u) / 2, inputLeakySlope: LeakySlope);
+            x = Upsample(g, W, x, i);
+            int cout = c.Channels(i + 1);
             Value? sum = null;
             for (int j = 0; j < kernels; j++)
             {
@@ -62,7 +61,23 @@ public sealed class HifiGan(HifiGanConfig config)
         return g.Tanh(x);
     }
 
-    private static Value ResBlock(GraphBuilder g, Func<string, int[], Value> w, Value x, string name, int channels, int kernel, int[] dilations)
+    /// <summary>
+    /// Upsampling stage <paramref name="stage"/>: leaky-ReLU (fused) and the transposed convolution <c>ups.{stage}</c>.
+    /// <paramref name="w"/> supplies each weight by name (without prefix) and dims.
+    /// </summary>
+    internal Value Upsample(GraphBuilder g, Func<string, int[], Value> w, Value x, int stage)
+    {
+        var c = Config;
+        int cin = c.Channels(stage), cout = c.Channels(stage + 1), k = c.UpsampleKernelSizes[stage], u = c.UpsampleRates[stage];
+        return g.ConvTranspose1d(x, w($"ups.{stage}.weight", [cin, cout, k]), w($"ups.{stage}.bias", [cout]),
+            stride: u, padding: (k - u) / 2, inputLeakySlope: LeakySlope);
+    }
+
+    /// <summary>
+    /// Residual block type 1 named <paramref name="name"/>: per dilation, x += conv2(leaky(conv1_dilated(leaky(x)))).
+    /// <paramref name="w"/> supplies each weight by name (without prefix) and dims.
+    /// </summary>
+    internal static Value ResBlock(GraphBuilder g, Func<string, int[], Value> w, Value x, string name, int channels, int kernel, int[] dilations)
     {
         for (int d = 0; d < dilations.Length; d++)
         {
