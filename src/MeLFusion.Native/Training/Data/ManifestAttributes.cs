@@ -26,6 +26,14 @@ public sealed record ManifestAttributes
     /// <summary>The instrument of each part, keyed by role ("melody", "chords", "bass", "drums").</summary>
     public IReadOnlyDictionary<string, ManifestInstrument> Instruments { get; init; } = new Dictionary<string, ManifestInstrument>();
 
+    /// <summary>Value equality, the collections included (element by element; instruments by role).</summary>
+    public bool Equals(ManifestAttributes? other) =>
+        other is not null && (Genre, Mood, TempoBpm, TempoFeel, Key, Mode, TimeSignature) == (other.Genre, other.Mood, other.TempoBpm, other.TempoFeel, other.Key, other.Mode, other.TimeSignature)
+        && Texture.SequenceEqual(other.Texture)
+        && Instruments.Count == other.Instruments.Count && Instruments.All(p => other.Instruments.TryGetValue(p.Key, out var i) && i == p.Value);
+
+    public override int GetHashCode() => HashCode.Combine(Genre, Mood, TempoBpm, TempoFeel, Key, Mode, TimeSignature, Texture.Count);
+
     /// <summary>
     /// Reads an <c>attributes</c> value: null for JSON null, else an object whose known fields must have their JSON
     /// types; <paramref name="bad"/> makes the exception for a problem (a message naming the field).

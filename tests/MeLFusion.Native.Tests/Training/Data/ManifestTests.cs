@@ -128,6 +128,8 @@ public sealed class ManifestTests : IDisposable
         Assert.Equal(parts.Select(p => p.Item1).Order(), read.Instruments.Keys.Order());
         foreach (var (role, instrument) in parts) Assert.Equal(new ManifestInstrument(instrument!.Program, instrument.Name), read.Instruments[role]);
         Assert.All(examples.Skip(1), e => Assert.Null(e.Attributes));
+        // Examples of two reads of the same line are equal, attributes included.
+        Assert.Equal(examples[0], Manifest.Read(_data.WriteManifest()).Examples[0]);
     }
 
     [Fact]
