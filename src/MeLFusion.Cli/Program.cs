@@ -15,6 +15,7 @@ public static class Program
             InitCommand.Create(),
             InspectCommand.Create(),
             TrainCommand.Create(),
+            EvaluateCommand.Create(),
         };
         return root.Parse(args).Invoke();
     }

@@ -3,6 +3,7 @@ using MeLFusion.Native.Backends;
 using MeLFusion.Native.Models;
 using MeLFusion.Native.Training;
 using MeLFusion.Native.Training.Data;
+using MeLFusion.Native.Training.Tasks;
 using Spectre.Console;
 
 namespace MeLFusion.Cli.Commands;
@@ -36,6 +37,7 @@ public static class TrainCommand
         var clipSeconds = new Option<double?>("--clip-seconds") { Description = "clip length in seconds" };
         var onlyAlpha = new Option<bool>("--train-only-alpha") { Description = "t2m-unet: train only the visual-synapse alphas" };
         var only = new Option<string[]>("--train-only") { Description = "train only tensors under these name prefixes", AllowMultipleArgumentsPerToken = true };
+        var classifier = new Option<FileInfo?>("--classifier") { Description = "attribute-classifier: weights to start from (default: a fresh classifier)" };
         var fromScratch = new Option<bool>("--from-scratch") { Description = "start from a fresh initialisation instead of the model directory's part" };
         var resume = new Option<bool>("--resume") { Description = "continue from <out>/checkpoint.safetensors" };
         var badData = new Option<BadDataPolicy?>("--bad-data") { Description = "a missing or corrupt example: Skip (warn) or Fail" };
@@ -43,19 +45,23 @@ public static class TrainCommand
         var validateEvery = new Option<int?>("--validate-every") { Description = "steps between validation losses (0: only at the end)" };
         var checkpointEvery = new Option<int?>("--checkpoint-every") { Description = "steps between checkpoints (0: only at the end and on Ctrl-C)" };
         var device = new Option<string>("--device") { Description = $"one of: {string.Join(", ", BackendFactory.Names)}", DefaultValueFactory = _ => "cpu" };
-        var command = new Command("train", "Train a part of the system (UNets, VAEs, vocoder, text encoder) on the graph runtime")
+        var command = new Command("train", "Train a part of the system (UNets, VAEs, vocoder, text encoder), or the attribute classifier that evaluates it, on the graph runtime")
         {
             kind, config, output, model, train, validation, synthetic, steps, batch, accumulation, learningRate, schedule, warmup, ema,
-            checkpointing, seed, clipSeconds, onlyAlpha, only, fromScratch, resume, badData, logEvery, validateEvery, checkpointEvery, device,
+            checkpointing, seed, clipSeconds, onlyAlpha, only, classifier, fromScratch, resume, badData, logEvery, validateEvery, checkpointEvery, device,
         };
         command.SetAction((parse, cancellation) => Task.FromResult(Guard(() =>
         {
-            var c = parse.GetValue(config) is { } file ? TrainingConfig.Read(file.FullName) : new TrainingConfig { Model = WeightsLocator.Default() };
+            var fromFile = parse.GetValue(config) is { } file ? TrainingConfig.Read(file.FullName) : null;
+            var c = fromFile ?? new TrainingConfig();
             var o = c.Optimizer;
+            string kindName = parse.GetValue(kind)!;
+            // The attribute classifier reads no model directory, so it needs none to be found.
+            string ModelDirectory() => fromFile is not null || kindName == AttributeClassifierTask.KindName ? c.Model : WeightsLocator.Default();
             c = c with
             {
-                Kind = parse.GetValue(kind)!,
-                Model = parse.GetValue(model)?.FullName ?? c.Model,
+                Kind = kindName,
+                Model = parse.GetValue(model)?.FullName ?? ModelDirectory(),
                 TrainManifest = parse.GetValue(train)?.FullName ?? c.TrainManifest,
                 ValidationManifest = parse.GetValue(validation)?.FullName ?? c.ValidationManifest,
                 SyntheticExamples = parse.GetValue(synthetic) ?? c.SyntheticExamples,
@@ -63,6 +69,7 @@ public static class TrainCommand
                 ClipSeconds = parse.GetValue(clipSeconds) ?? c.ClipSeconds,
                 TrainOnlyAlpha = parse.GetValue(onlyAlpha) || c.TrainOnlyAlpha,
                 TrainOnly = parse.GetValue(only) is { Length: > 0 } prefixes ? prefixes : c.TrainOnly,
+                ClassifierWeights = parse.GetValue(classifier)?.FullName ?? c.ClassifierWeights,
                 FromScratch = parse.GetValue(fromScratch) || c.FromScratch,
                 BadData = parse.GetValue(badData) ?? c.BadData,
                 LogEvery = parse.GetValue(logEvery) ?? c.LogEvery,
@@ -143,8 +150,8 @@ public static class TrainCommand
             AnsiConsole.MarkupLine($"stopped at step {trainer.Step}; checkpoint in [bold]{Markup.Escape(checkpoint)}[/] (continue with --resume)");
             return 130;
         }
-        string part = Path.Combine(directory, config.Part.FileName());
-        trainer.ExportWeights(part);
+        string part = Path.Combine(directory, config.ExportFileName);
+        trainer.ExportWeights(part, task.ExportMetadata);
         AnsiConsole.MarkupLine($"wrote [bold]{Markup.Escape(part)}[/]{(trainer.Parameters.HasEma ? " (EMA weights)" : "")}, log in {Markup.Escape(Path.Combine(directory, "log.csv"))}");
         return 0;
     }

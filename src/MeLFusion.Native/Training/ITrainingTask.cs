@@ -16,6 +16,12 @@ public interface ITrainingTask : IDisposable
     /// <summary>The model being trained; <see cref="WeightSet.Save"/> writes it as a weights part.</summary>
     WeightSet Weights { get; }
 
+    /// <summary>
+    /// Metadata the trained weights file must carry to be usable (e.g. the configuration of a model that is not a
+    /// part of the system); written with checkpoints and the exported weights. None by default.
+    /// </summary>
+    IReadOnlyDictionary<string, string>? ExportMetadata => null;
+
     /// <summary>Micro-batches in the validation split (0 when there is none).</summary>
     int ValidationBatches { get; }
 

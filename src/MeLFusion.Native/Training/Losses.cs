@@ -77,6 +77,23 @@ public static class Losses
         return g.Scale(g.Sub(g.Add(rows, columns), g.Scale(positives, 2f)), 0.5f / batch);
     }
 
+    /// <summary>
+    /// Softmax cross-entropy of <paramref name="logits"/> [B, C] against target distributions <paramref name="targets"/>
+    /// [B, C] (one-hot labels), averaged over the batch: −(1/B)·Σ targets·log(softmax(logits) + 1e-30). The softmax op
+    /// subtracts each row's maximum before exp (an unshifted log-sum-exp would overflow for logits above about 88). The
+    /// 1e-30 keeps log finite when a probability underflows to 0 and is below half an f32 ulp of any probability above
+    /// 2e-23, so the loss and its gradient (softmax − target) are exact while the target's logit trails the row's
+    /// maximum by less than about 52; beyond that the gradient fades (and vanishes where the probability underflows,
+    /// near 87), which a classifier trained from moderate initial logits does not reach.
+    /// </summary>
+    public static Value CrossEntropy(GraphBuilder g, Value logits, Value targets)
+    {
+        if (logits.Shape.Rank != 2 || !targets.Shape.SameDims(logits.Shape))
+            throw new ArgumentException($"cross-entropy: logits {logits.Shape} and targets {targets.Shape} must both be [batch, classes]");
+        var logProbabilities = g.Log(g.AddScalar(g.Softmax(logits), 1e-30f));
+        return g.Scale(g.Sum(g.Mul(targets, logProbabilities)), -1f / logits.Shape[0]);
+    }
+
     private static Value Normalize(GraphBuilder g, Value x) =>
         g.Div(x, g.Sqrt(g.AddScalar(g.SumTo(g.Square(x), [x.Shape[0], 1]), 1e-12f)));
 }

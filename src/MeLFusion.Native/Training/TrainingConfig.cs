@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using MeLFusion.Native.Models;
+using MeLFusion.Native.Models.Classifier;
 using MeLFusion.Native.Pipelines;
 using MeLFusion.Native.Runtime;
 using MeLFusion.Native.Training.Data;
@@ -11,10 +12,13 @@ namespace MeLFusion.Native.Training;
 /// <summary>
 /// A run as a file (snake_case JSON; the <c>train</c> command's flags override it): which model kind, the system it
 /// belongs to, the data, the optimizer and loss settings and the cadence. Relative paths resolve against the file.
+/// The <c>attribute-classifier</c> (for evaluation) is no part of the system: it reads no model directory, and its
+/// weights are a file of their own (<see cref="AttributeClassifier.FileName"/>).
 /// </summary>
 public sealed record TrainingConfig
 {
-    public static readonly string[] Kinds = ["t2m-unet", "t2i-unet", "music-vae", "image-vae", "vocoder", "text-encoder"];
+    public static readonly string[] Kinds =
+        ["t2m-unet", "t2i-unet", "music-vae", "image-vae", "vocoder", "text-encoder", AttributeClassifierTask.KindName];
 
     public string Kind { get; init; } = "t2m-unet";
     /// <summary>The weights directory whose model.json and frozen parts the run uses.</summary>
@@ -34,9 +38,20 @@ public sealed record TrainingConfig
     public string[] TrainOnly { get; init; } = [];
     public TrainingOptions Optimizer { get; init; } = new();
     public TaskSettings Loss { get; init; } = new();
+    /// <summary>The attribute classifier's architecture when it starts fresh.</summary>
+    public AttributeClassifierConfig Classifier { get; init; } = new();
+    /// <summary>Attribute classifier weights to start from (their file's configuration replaces <see cref="Classifier"/>); null: fresh.</summary>
+    public string? ClassifierWeights { get; init; }
     public int LogEvery { get; init; } = 10;
     public int ValidateEvery { get; init; } = 100;
     public int CheckpointEvery { get; init; } = 100;
+
+    [JsonIgnore]
+    public bool IsClassifier => Kind == AttributeClassifierTask.KindName;
+
+    /// <summary>The file name the trained model is exported under: its weights part's, or the classifier's.</summary>
+    [JsonIgnore]
+    public string ExportFileName => IsClassifier ? AttributeClassifier.FileName : Part.FileName();
 
     [JsonIgnore]
     public WeightPart Part => Kind switch
@@ -47,6 +62,7 @@ public sealed record TrainingConfig
         "image-vae" => WeightPart.ImageVae,
         "vocoder" => WeightPart.Vocoder,
         "text-encoder" => WeightPart.TextEncoder,
+        AttributeClassifierTask.KindName => throw new InvalidOperationException("training: the attribute classifier is no part of the system"),
         _ => throw new ArgumentException($"training: unknown model kind '{Kind}' (one of {string.Join(", ", Kinds)})"),
     };
 
@@ -59,7 +75,7 @@ public sealed record TrainingConfig
 
     public void Validate()
     {
-        _ = Part;
+        if (!Kinds.Contains(Kind)) throw new ArgumentException($"training: unknown model kind '{Kind}' (one of {string.Join(", ", Kinds)})");
         if (TrainOnlyAlpha && Kind != "t2m-unet") throw new ArgumentException("training: only the t2m-unet has visual-synapse alphas to train");
         if (TrainOnlyAlpha && TrainOnly.Length > 0) throw new ArgumentException("training: give either train-only-alpha or train-only prefixes, not both");
         if (BatchSize < 1) throw new ArgumentException($"training: batch size must be at least 1, got {BatchSize}");
@@ -69,6 +85,10 @@ public sealed record TrainingConfig
         if (LogEvery < 0 || ValidateEvery < 0 || CheckpointEvery < 0)
             throw new ArgumentException($"training: log, validation and checkpoint intervals must not be negative ({LogEvery}, {ValidateEvery}, {CheckpointEvery})");
         if (ValidationBatches < 0) throw new ArgumentException($"training: validation batches must not be negative, got {ValidationBatches}");
+        if (IsClassifier && SyntheticExamples > 0)
+            throw new ArgumentException("training: the attribute classifier learns from manifest attributes; procedural examples have none");
+        if (!IsClassifier && ClassifierWeights is not null) throw new ArgumentException($"training: classifier weights are for the attribute classifier, not a {Kind}");
+        if (IsClassifier) Classifier.Validate();
         Optimizer.Validate();
         Loss.Validate();
     }
@@ -81,7 +101,11 @@ public sealed record TrainingConfig
                 ?? throw new InvalidDataException($"{path}: empty training configuration");
             string directory = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!;
             string? Resolve(string? p) => p is null ? null : System.IO.Path.GetFullPath(p, directory);
-            return config with { Model = Resolve(config.Model)!, TrainManifest = Resolve(config.TrainManifest), ValidationManifest = Resolve(config.ValidationManifest) };
+            return config with
+            {
+                Model = Resolve(config.Model)!, TrainManifest = Resolve(config.TrainManifest), ValidationManifest = Resolve(config.ValidationManifest),
+                ClassifierWeights = Resolve(config.ClassifierWeights),
+            };
         }
         catch (JsonException e)
         {
@@ -99,6 +123,7 @@ public sealed record TrainingConfig
     public ITrainingTask CreateTask(IBackend backend, string? checkpoint = null)
     {
         Validate();
+        if (IsClassifier) return CreateClassifierTask(backend, checkpoint);
         var model = MelFusionModel.Load(Model, backend);
         WeightSet? trained = null;
         try
@@ -125,6 +150,44 @@ public sealed record TrainingConfig
         }
     }
 
+    /// <summary>
+    /// The attribute classifier: its configuration from the weights it starts from (else <see cref="Classifier"/>),
+    /// every manifest example's labels checked before the first step, clips at the classifier's sample rate.
+    /// </summary>
+    private AttributeClassifierTask CreateClassifierTask(IBackend backend, string? checkpoint)
+    {
+        var config = ClassifierWeights is not null ? AttributeClassifier.ReadConfig(ClassifierWeights) : Classifier;
+        var options = LoaderOptions(config.SampleRate, images: false);
+        var read = ManifestBatches.ManifestOptionsFor(options);
+        var train = Manifest.Read(TrainManifest!, read);
+        var validation = ValidationManifest is not null && ValidationBatches > 0 ? Manifest.Read(ValidationManifest, read) : null;
+        foreach (var example in train.Examples.Concat(validation?.Examples ?? [])) AttributeLabels.Of(example);
+        var data = ManifestBatches.Open(train, validation, ValidationBatches, options);
+        WeightSet? trained = null;
+        try
+        {
+            trained = checkpoint is not null ? new WeightSet(backend, checkpoint)
+                : ClassifierWeights is not null ? new WeightSet(backend, ClassifierWeights)
+                : WeightSet.Initialize(backend, Optimizer.Seed);
+            return new AttributeClassifierTask(config, trained, data);
+        }
+        catch
+        {
+            trained?.Dispose();
+            data.Dispose();
+            throw;
+        }
+    }
+
+    private DataLoaderOptions LoaderOptions(int sampleRate, bool images, int imageSize = 0) => new()
+    {
+        BatchSize = BatchSize,
+        Seed = Optimizer.Seed,
+        BadData = BadData,
+        Audio = new AudioClipFormat(sampleRate, (int)Math.Round(ClipSeconds * sampleRate), AudioClipFormat.SpecPeak),
+        Images = images ? new ImageInput(imageSize) : null,
+    };
+
     private IBatchSource CreateData(MelFusionModelConfig model)
     {
         int samples = (int)Math.Round(ClipSeconds * model.SampleRate);
@@ -132,14 +195,7 @@ public sealed record TrainingConfig
         int imageSize = images ? model.ImageSize : 0;
         if (SyntheticExamples > 0)
             return new SyntheticBatches(BatchSize, samples, imageSize, SyntheticExamples, ValidationBatches, Optimizer.Seed, model.SampleRate);
-        return ManifestBatches.Open(TrainManifest!, ValidationManifest, ValidationBatches, new DataLoaderOptions
-        {
-            BatchSize = BatchSize,
-            Seed = Optimizer.Seed,
-            BadData = BadData,
-            Audio = new AudioClipFormat(model.SampleRate, samples, AudioClipFormat.SpecPeak),
-            Images = images ? new ImageInput(imageSize) : null,
-        });
+        return ManifestBatches.Open(TrainManifest!, ValidationManifest, ValidationBatches, LoaderOptions(model.SampleRate, images, imageSize));
     }
 }
 

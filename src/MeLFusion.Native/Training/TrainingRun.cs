@@ -46,7 +46,7 @@ public sealed class TrainingRun(Trainer trainer, string directory, RunCadence ca
 
     private void Checkpoint(TrainingLog log)
     {
-        trainer.SaveCheckpoint(CheckpointPath);
+        trainer.SaveCheckpoint(CheckpointPath, trainer.Task.ExportMetadata);
         log.WriteChart();
     }
 

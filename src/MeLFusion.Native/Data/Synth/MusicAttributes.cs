@@ -9,6 +9,12 @@ public enum Mood { Happy, Sad, Calm, Energetic, Tense, Dreamy }
 /// <summary>Tempo band. Shown in the image (motion cues), never named in the caption.</summary>
 public enum TempoFeel { Slow, Medium, Fast }
 
+/// <summary>
+/// The family of the lead instrument (<see cref="MusicAttributes.Lead"/>), by General MIDI program group
+/// (<see cref="GeneralMidi.Family"/>): what an attribute classifier can tell from the timbre of the tune.
+/// </summary>
+public enum InstrumentFamily { Piano, Mallets, Organ, Guitar, Strings, BrassAndReeds, Flutes, Synth }
+
 /// <summary>Diatonic modes the composer writes in.</summary>
 public enum Mode { Major, Minor, Dorian, Mixolydian, Lydian, Phrygian }
 
@@ -30,6 +36,9 @@ public sealed record MusicAttributes(
     public const int MinTempo = 60, MaxTempo = 180;
 
     public TempoFeel TempoFeel => AttributeNames.TempoFeelOf(TempoBpm);
+
+    /// <summary>The instrument carrying the tune: the melody's, or the chords' when there is no melody (never both absent).</summary>
+    public Instrument Lead => Melody ?? Chords ?? throw new InvalidOperationException("an item has a melody or chords");
 
     /// <summary>Key name such as "F# minor" or "D dorian".</summary>
     public string KeyName => $"{AttributeNames.Tonic(Tonic, Mode)} {AttributeNames.Of(Mode)}";
@@ -65,6 +74,8 @@ public static class AttributeNames
     public static string Of(Mood mood) => mood.ToString().ToLowerInvariant();
     public static string Of(TempoFeel feel) => feel.ToString().ToLowerInvariant();
     public static string Of(Mode mode) => mode.ToString().ToLowerInvariant();
+
+    public static string Of(InstrumentFamily family) => family == InstrumentFamily.BrassAndReeds ? "brass and reeds" : family.ToString().ToLowerInvariant();
 
     public static IEnumerable<string> Of(Texture texture) =>
         new[] { Texture.Melody, Texture.Chords, Texture.Bass, Texture.Percussion }.Where(t => texture.HasFlag(t)).Select(t => t.ToString().ToLowerInvariant());

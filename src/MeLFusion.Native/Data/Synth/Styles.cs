@@ -127,6 +127,27 @@ public static class GeneralMidi
         OpenHat = 46, HighTom = 50, Crash = 49, Ride = 51, Tambourine = 54, Cowbell = 56, MuteHighConga = 62,
         OpenHighConga = 63, LowConga = 64, Cabasa = 69, Maracas = 70, Claves = 75, OpenTriangle = 81;
 
+    /// <summary>
+    /// The family of a melodic GM program (0–127), following the GM program groups: piano 0–7 (pianos, electric
+    /// pianos, harpsichord, clavinet); mallets 8–15 (celesta to dulcimer) with kalimba 108 and the pitched percussion
+    /// 112–119; organ 16–23 (organs, accordions, harmonica); guitar 24–39 (guitars and basses) with sitar, banjo,
+    /// shamisen and koto 104–107; strings 40–55 (solo strings, ensembles, harp, choirs) with fiddle 110; brass and reeds
+    /// 56–71 with bagpipe 109 and shanai 111; flutes 72–79; synth 80–103 (leads, pads, effects) and the sound effects
+    /// 120–127. The styles' lead instruments cover all eight.
+    /// </summary>
+    public static InstrumentFamily Family(int program) => program switch
+    {
+        < 0 or > 127 => throw new ArgumentOutOfRangeException(nameof(program), program, "a General MIDI program is 0..127"),
+        <= 7 => InstrumentFamily.Piano,
+        <= 15 or 108 or (>= 112 and <= 119) => InstrumentFamily.Mallets,
+        <= 23 => InstrumentFamily.Organ,
+        <= 39 or (>= 104 and <= 107) => InstrumentFamily.Guitar,
+        <= 55 or 110 => InstrumentFamily.Strings,
+        <= 71 or 109 or 111 => InstrumentFamily.BrassAndReeds,
+        <= 79 => InstrumentFamily.Flutes,
+        _ => InstrumentFamily.Synth,
+    };
+
     /// <summary>Comfortable sounding range (MIDI notes) of the programs the styles use.</summary>
     public static (int Low, int High) Range(int program) => program switch
     {

@@ -25,9 +25,11 @@ public sealed record ManifestOptions
 /// <summary>
 /// One training example from a manifest line. Paths are absolute (relative ones resolved against the manifest's
 /// folder). <see cref="Id"/> is the line's <c>id</c> when it has one, else a hash of its caption and paths as written,
-/// so it is stable across runs and machines and can key cached features.
+/// so it is stable across runs and machines and can key cached features. <see cref="Attributes"/> is the line's
+/// ground truth when it has an <c>attributes</c> object (synthetic datasets do), else null.
 /// </summary>
-public sealed record ManifestExample(string Id, string Caption, string AudioPath, string? ImagePath, string ManifestPath, int Line)
+public sealed record ManifestExample(string Id, string Caption, string AudioPath, string? ImagePath, string ManifestPath, int Line,
+    ManifestAttributes? Attributes = null)
 {
     /// <summary>"&lt;manifest&gt;:&lt;line&gt;", for messages.</summary>
     public string Where => $"{ManifestPath}:{Line}";
@@ -35,7 +37,8 @@ public sealed record ManifestExample(string Id, string Caption, string AudioPath
 
 /// <summary>
 /// A MeLBench-style JSON-lines manifest (spec §1.5): one object per line with <c>captions</c> (text),
-/// <c>location</c> (WAV path) and <c>img_path</c> (image path); other fields are ignored, blank lines skipped.
+/// <c>location</c> (WAV path) and <c>img_path</c> (image path), optionally <c>id</c> and the synthetic datasets'
+/// <c>attributes</c> (<see cref="ManifestAttributes"/>); other fields are ignored, blank lines skipped.
 /// A line that is not a JSON object, lacks a field, names a missing file or repeats an id is skipped with a warning
 /// or fails the read, by <see cref="ManifestOptions.BadData"/>. Files are only checked to exist here; their content is
 /// checked when the <see cref="DataLoader"/> decodes them.
@@ -140,7 +143,8 @@ public sealed class Manifest
             string audio = Resolve("location", location, "audio");
             string? image = images == ImageColumn.Required ? Resolve("img_path", imageWritten!, "image") : null;
             string id = ReadId(root, Bad) ?? DerivedId(caption, location, imageWritten);
-            return new ManifestExample(id, caption, audio, image, manifest, line);
+            var attributes = root.TryGetProperty("attributes", out var written) ? ManifestAttributes.Parse(written, problem => Bad(problem)) : null;
+            return new ManifestExample(id, caption, audio, image, manifest, line, attributes);
         }
     }
 

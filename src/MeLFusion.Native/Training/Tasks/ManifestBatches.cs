@@ -27,26 +27,37 @@ public sealed class ManifestBatches : IBatchSource, IDisposable
     /// </summary>
     public static ManifestBatches Open(string trainManifest, string? validationManifest, int validationBatches, DataLoaderOptions options)
     {
-        var manifestOptions = new ManifestOptions
-        {
-            Images = options.Images is null ? ImageColumn.Ignored : ImageColumn.Required,
-            BadData = options.BadData,
-        };
-        var train = Manifest.Read(trainManifest, manifestOptions);
-        if (train.Examples.Count == 0) throw new InvalidDataException($"{trainManifest}: no usable examples");
+        var read = ManifestOptionsFor(options);
+        var validation = validationManifest is not null && validationBatches > 0 ? Manifest.Read(validationManifest, read) : null;
+        return Open(Manifest.Read(trainManifest, read), validation, validationBatches, options);
+    }
+
+    /// <summary>
+    /// Batches from manifests already read (with <see cref="ManifestOptionsFor"/>, so that images are there when the
+    /// loader decodes them): for a task that checks the examples first.
+    /// </summary>
+    public static ManifestBatches Open(Manifest train, Manifest? validation, int validationBatches, DataLoaderOptions options)
+    {
+        if (train.Examples.Count == 0) throw new InvalidDataException($"{train.Path}: no usable examples");
         if (train.Examples.Count < options.BatchSize)
-            throw new InvalidDataException($"{trainManifest}: {train.Examples.Count} usable examples, fewer than one batch of {options.BatchSize}");
+            throw new InvalidDataException($"{train.Path}: {train.Examples.Count} usable examples, fewer than one batch of {options.BatchSize}");
         // Whole batches only: every micro-batch has the shape the compiled graphs were built for.
         var loader = new DataLoader(train.Examples, options with { DropLast = true });
-        var validation = Array.Empty<MicroBatch>();
-        if (validationManifest is not null && validationBatches > 0)
+        var batches = Array.Empty<MicroBatch>();
+        if (validation is not null && validationBatches > 0)
         {
-            var examples = Manifest.Read(validationManifest, manifestOptions).Examples;
-            var validationLoader = new DataLoader(examples, options with { Shuffle = false, DropLast = true });
-            validation = validationLoader.Batches(endEpoch: 1).Take(validationBatches).Select(Convert).ToArray();
+            var validationLoader = new DataLoader(validation.Examples, options with { Shuffle = false, DropLast = true });
+            batches = validationLoader.Batches(endEpoch: 1).Take(validationBatches).Select(Convert).ToArray();
         }
-        return new ManifestBatches(loader, validation);
+        return new ManifestBatches(loader, batches);
     }
+
+    /// <summary>How the manifests are read for a loader with <paramref name="options"/>.</summary>
+    public static ManifestOptions ManifestOptionsFor(DataLoaderOptions options) => new()
+    {
+        Images = options.Images is null ? ImageColumn.Ignored : ImageColumn.Required,
+        BadData = options.BadData,
+    };
 
     public int BatchSize => _training.Options.BatchSize;
     public int ClipSamples => _training.Options.Audio.Samples;
@@ -70,7 +81,7 @@ public sealed class ManifestBatches : IBatchSource, IDisposable
 
     public MicroBatch Validation(int index) => _validation[index];
 
-    private static MicroBatch Convert(TrainingBatch batch) => new(batch.Captions, batch.Audio, batch.Images);
+    private static MicroBatch Convert(TrainingBatch batch) => new(batch.Captions, batch.Audio, batch.Images, batch.Examples);
 
     public void Dispose() => _stream?.Dispose();
 }

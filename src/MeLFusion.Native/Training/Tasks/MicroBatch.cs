@@ -1,10 +1,14 @@
+using MeLFusion.Native.Training.Data;
+
 namespace MeLFusion.Native.Training.Tasks;
 
 /// <summary>
 /// One micro-batch of examples as the tasks consume it: captions, clips [B, samples] (16 kHz mono, peak-normalised)
-/// and images [B, 3, size, size] in [-1, 1] when the task needs them.
+/// and images [B, 3, size, size] in [-1, 1] when the task needs them. <see cref="Examples"/> are the manifest lines
+/// the batch was decoded from, in batch order (with their attributes, the labels of a classifier); null for
+/// procedural data.
 /// </summary>
-public sealed record MicroBatch(IReadOnlyList<string> Captions, float[] Audio, float[]? Images);
+public sealed record MicroBatch(IReadOnlyList<string> Captions, float[] Audio, float[]? Images, IReadOnlyList<ManifestExample>? Examples = null);
 
 /// <summary>
 /// Where a task's micro-batches come from. Batch <c>index</c> of training is a pure function of the source's seed

@@ -1,3 +1,4 @@
+using MeLFusion.Native.Data.Synth;
 using MeLFusion.Native.Training.Data;
 
 namespace MeLFusion.Native.Tests.Training.Data;
@@ -77,6 +78,15 @@ public sealed class ManifestTests : IDisposable
         { TestDataset.Line("missing image", "audio/001.wav", "images/999.png"), "image file '" },
         { TestDataset.Line("same id", "audio/001.wav", "images/001.png", "000"), "id '000' is already used on line 1" },
         { """{"captions": "x", "location": "audio/001.wav", "img_path": "images/001.png", "id": [1]}""", "'id' must be a non-empty string or an integer" },
+        { """{"captions": "x", "location": "audio/001.wav", "img_path": "images/001.png", "attributes": 5}""", "'attributes' must be an object, found Number" },
+        { """{"captions": "x", "location": "audio/001.wav", "img_path": "images/001.png", "attributes": {"tempo_bpm": "fast"}}""",
+            "'attributes.tempo_bpm' must be a number, found String" },
+        { """{"captions": "x", "location": "audio/001.wav", "img_path": "images/001.png", "attributes": {"tempo_bpm": 95.5}}""",
+            "'attributes.tempo_bpm' must be an integer, found 95.5" },
+        { """{"captions": "x", "location": "audio/001.wav", "img_path": "images/001.png", "attributes": {"texture": ["melody", 3]}}""",
+            "'attributes.texture' must hold strings, found Number" },
+        { """{"captions": "x", "location": "audio/001.wav", "img_path": "images/001.png", "attributes": {"instruments": {"bass": {"name": "tuba"}}}}""",
+            "'attributes.instruments.bass' has neither 'program' nor 'kit'" },
     };
 
     [Theory]
@@ -95,6 +105,31 @@ public sealed class ManifestTests : IDisposable
         var e = Assert.Throws<TrainingDataException>(() => Manifest.Read(path, new ManifestOptions { BadData = BadDataPolicy.Fail }));
         Assert.Equal((path, 2), (e.Manifest, e.Line));
         Assert.Equal(warning, e.Message);
+    }
+
+    /// <summary>A line as the dataset generator writes it carries its ground truth; a line without attributes has none.</summary>
+    [Fact]
+    public void AttributesOfAGeneratorLineAreReadAndTheyAreOptional()
+    {
+        var item = DatasetSynthesizer.Prepare(seed: 4, index: 0, new AttributeSpace(), SceneRenderer.MinSize, "test");
+        Directory.CreateDirectory(Path.Combine(_data.Root, DatasetSynthesizer.AudioFolder));
+        File.Copy(_data.AudioPath(0), Path.Combine(_data.Root, DatasetSynthesizer.AudioFolder, item.Id + ".wav"));
+        File.Copy(_data.ImagePath(0), Path.Combine(_data.Root, DatasetSynthesizer.ImageFolder, item.Id + ".png"));
+        _data.Lines[0] = DatasetSynthesizer.ManifestLine(item);
+
+        var examples = Manifest.Read(_data.WriteManifest(), new ManifestOptions { BadData = BadDataPolicy.Fail }).Examples;
+        var a = item.Attributes;
+        var read = examples[0].Attributes!;
+        Assert.Equal((AttributeNames.Of(a.Genre), AttributeNames.Of(a.Mood), a.TempoBpm, AttributeNames.Of(a.TempoFeel), AttributeNames.Of(a.Mode), $"{a.BeatsPerBar}/4"),
+            (read.Genre, read.Mood, read.TempoBpm, read.TempoFeel, read.Mode, read.TimeSignature));
+        Assert.Equal(AttributeNames.Tonic(a.Tonic, a.Mode), read.Key);
+        Assert.Equal(AttributeNames.Of(a.Texture), read.Texture);
+        var parts = new[] { ("melody", a.Melody), ("chords", a.Chords), ("bass", a.Bass), ("drums", a.Drums) }.Where(p => p.Item2 is not null).ToArray();
+        Assert.Equal(parts.Select(p => p.Item1).Order(), read.Instruments.Keys.Order());
+        foreach (var (role, instrument) in parts) Assert.Equal(new ManifestInstrument(instrument!.Program, instrument.Name), read.Instruments[role]);
+        Assert.All(examples.Skip(1), e => Assert.Null(e.Attributes));
+        // Examples of two reads of the same line are equal, attributes included.
+        Assert.Equal(examples[0], Manifest.Read(_data.WriteManifest()).Examples[0]);
     }
 
     [Fact]
