@@ -111,39 +111,24 @@ public static class TrainCommand
             $"({trainer.Parameters.Count:N0} values, {Markup.Escape(config.Selection.Description)}), arenas {trainer.ArenaBytes / 1048576.0:F1} MiB, " +
             $"from step {trainer.Step} to {config.Optimizer.Steps}");
 
-        // Ctrl-C finishes the current step, writes a checkpoint and exits; a second Ctrl-C kills the process.
-        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
-        ConsoleCancelEventHandler onCancel = (_, e) =>
-        {
-            if (stop.IsCancellationRequested) return;
-            e.Cancel = true;
-            stop.Cancel();
-        };
-        Console.CancelKeyPress += onCancel;
-        try
-        {
-            var run = new TrainingRun(trainer, directory, config.Cadence, config.BatchSize);
-            AnsiConsole.Progress()
-                .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())
-                .Start(context =>
+        // Ctrl-C (Program's handler cancels the token) finishes the current step and writes a checkpoint.
+        var run = new TrainingRun(trainer, directory, config.Cadence, config.BatchSize);
+        AnsiConsole.Progress()
+            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())
+            .Start(context =>
+            {
+                var bar = context.AddTask("training", maxValue: config.Optimizer.Steps);
+                bar.Value = trainer.Step;
+                var clock = System.Diagnostics.Stopwatch.StartNew();
+                long first = trainer.Step;
+                run.Run(cancellation, (result, entry) =>
                 {
-                    var bar = context.AddTask("training", maxValue: config.Optimizer.Steps);
-                    bar.Value = trainer.Step;
-                    var clock = System.Diagnostics.Stopwatch.StartNew();
-                    long first = trainer.Step;
-                    run.Run(stop.Token, (result, entry) =>
-                    {
-                        bar.Value = result.Step;
-                        double stepsPerSecond = (result.Step - first) / Math.Max(clock.Elapsed.TotalSeconds, 1e-9);
-                        bar.Description = $"step {result.Step} loss {result.Loss:G4} |g| {result.GradientNorm:G3} lr {result.LearningRate:G3} {stepsPerSecond:F2} steps/s"
-                            + (entry is { ValidationLoss: var v } && float.IsFinite(v) ? $" val {v:G4}" : "");
-                    });
+                    bar.Value = result.Step;
+                    double stepsPerSecond = (result.Step - first) / Math.Max(clock.Elapsed.TotalSeconds, 1e-9);
+                    bar.Description = $"step {result.Step} loss {result.Loss:G4} |g| {result.GradientNorm:G3} lr {result.LearningRate:G3} {stepsPerSecond:F2} steps/s"
+                        + (entry is { ValidationLoss: var v } && float.IsFinite(v) ? $" val {v:G4}" : "");
                 });
-        }
-        finally
-        {
-            Console.CancelKeyPress -= onCancel;
-        }
+            });
 
         if (trainer.Step < config.Optimizer.Steps)
         {
