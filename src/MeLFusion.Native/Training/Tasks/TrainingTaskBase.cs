@@ -124,6 +124,7 @@ public abstract class TrainingTaskBase : ITrainingTask
     {
         _tokenizer.Dispose();
         Mel.Dispose();
+        (Data as IDisposable)?.Dispose(); // stops a manifest loader's prefetch thread
         Weights.Dispose();
         Model.Dispose();
     }
