@@ -152,6 +152,26 @@ public class TrainerTests : IDisposable
         Assert.Equal(9, File.ReadAllLines(Path.Combine(_directory, "log.csv")).Length);
     }
 
+    /// <summary>best.safetensors holds the weights of the lowest validation loss seen, and says when that was.</summary>
+    [Fact]
+    public void TheBestValidationLossIsExported()
+    {
+        using var backend = TestBackends.Create("cpu");
+        using var task = FreshTask(backend);
+        using var trainer = new Trainer(task, Options(6), ParameterSelection.All);
+        var run = new TrainingRun(trainer, _directory, new RunCadence(LogEvery: 1, ValidateEvery: 2, CheckpointEvery: 0), RegressionTask.Batch);
+        var validations = new List<(long Step, float Loss, float[] Weights)>();
+        run.Run(progress: (result, entry) =>
+        {
+            if (entry is { ValidationLoss: var v } && float.IsFinite(v))
+                validations.Add((result.Step, v, Read(backend, task.Weights.Get("toy.weight"))));
+        });
+        var best = validations.MinBy(v => v.Loss);
+        using var file = MeLFusion.Native.IO.Safetensors.SafetensorsFile.Open(run.BestPath);
+        Assert.Equal(best.Step.ToString(System.Globalization.CultureInfo.InvariantCulture), file.Metadata["training.best_step"]);
+        Assert.Equal(best.Weights, file.ReadF32("toy.weight"));
+    }
+
     [Fact]
     public void CancellationStopsBetweenStepsWithACheckpoint()
     {
