@@ -42,7 +42,10 @@ train() {
     "${cli[@]}" train "$kind" --model "$model" --train "$data/train.jsonl" --validation "$data/validation.jsonl" \
       --out "$out" --steps "$steps" --seed 1 --log-every 10 --checkpoint-every 100 "${resume[@]}" "$@"
   fi
-  [ "$part" = attribute_classifier.safetensors ] || cp "$out/$part" "$model/$part"
+  # The part at its lowest validation loss goes into the system (the last step's weights when a run never validated).
+  local chosen="$out/best.safetensors"
+  [ -f "$chosen" ] || chosen="$out/$part"
+  [ "$part" = attribute_classifier.safetensors ] || cp "$chosen" "$model/$part"
 }
 
 train music-vae music_vae.safetensors 3000 --from-scratch --batch-size 4 --clip-seconds 2.56 --lr 1e-3 --schedule Cosine --warmup 100 --validate-every 100
@@ -51,5 +54,5 @@ train text-encoder text_encoder.safetensors 1500 --from-scratch --batch-size 16 
 train image-vae image_vae.safetensors 2000 --from-scratch --batch-size 4 --clip-seconds 0.01 --lr 1e-3 --schedule Cosine --warmup 100 --validate-every 200
 train t2i-unet image_unet.safetensors 3000 --from-scratch --batch-size 4 --clip-seconds 0.01 --lr 3e-4 --schedule Cosine --warmup 100 --validate-every 200
 train t2m-unet music_unet.safetensors 3000 --from-scratch --batch-size 2 --clip-seconds 2.56 --lr 3e-4 --schedule Cosine --warmup 100 --validate-every 200 --gradient-checkpointing
-train attribute-classifier attribute_classifier.safetensors 3000 --batch-size 16 --lr 1e-3 --schedule Cosine --validate-every 200
+train attribute-classifier attribute_classifier.safetensors 600 --batch-size 16 --lr 1e-3 --schedule Cosine --validate-every 50
 echo "[train_default_model] every part is trained: $model"
