@@ -392,32 +392,42 @@ internal static unsafe partial class StftKernel
         int validLanes, float* tail)
         where TLanes : struct, ILanes<TVec> where TVec : unmanaged
     {
-        int lanes = TLanes.Count;
-        int stride = 2 * lanes;
-        int mask = plan.Half - 1;
-        int* bitReverse = plan.BitReverse;
-        float* twiddles = plan.SplitTwiddles;
         TVec half = TLanes.Broadcast(0.5f);
         for (int k = 0; k <= plan.Half / 2; k++)
         {
-            float* a = buffer + (long)bitReverse[k & mask] * stride;
-            float* b = buffer + (long)bitReverse[(plan.Half - k) & mask] * stride;
-            TVec ar = TLanes.Load(a), ai = TLanes.Load(a + lanes);
-            TVec br = TLanes.Load(b), bi = TLanes.Load(b + lanes);
-            TVec c = TLanes.Broadcast(twiddles[2 * k]), s = TLanes.Broadcast(twiddles[2 * k + 1]);
-            // With A = Z[k], B = Z[M-k], w = c + i·s = e^(-2πik/N):
-            //   2X[k]   = (A + conj B) - i·w·(A - conj B)   = (sumR + p) + i·(difI + q)
-            //   2X[M-k] = (B + conj A) + i·conj(w)·(B - conj A) = (sumR - p) + i·(q - difI)
-            // where p = c·(Ai + Bi) + s·(Ar - Br) and q = s·(Ai + Bi) - c·(Ar - Br).
-            TVec sumR = TLanes.Add(ar, br), difI = TLanes.Sub(ai, bi);
-            TVec dr = TLanes.Sub(ar, br), di = TLanes.Add(ai, bi);
-            TVec p = TLanes.MulAdd(c, di, TLanes.Mul(s, dr));
-            TVec q = TLanes.Sub(TLanes.Mul(s, di), TLanes.Mul(c, dr));
-            StoreBin<TLanes, TVec>(HalfMagnitude<TLanes, TVec>(TLanes.Add(sumR, p), TLanes.Add(difI, q), half),
-                output + (long)k * frames, validLanes, tail);
-            StoreBin<TLanes, TVec>(HalfMagnitude<TLanes, TVec>(TLanes.Sub(sumR, p), TLanes.Sub(q, difI), half),
-                output + (long)(plan.Half - k) * frames, validLanes, tail);
+            var bins = SplitBins<TLanes, TVec>(plan, buffer, k);
+            StoreBin<TLanes, TVec>(HalfMagnitude<TLanes, TVec>(bins.Ar, bins.Ai, half), output + (long)k * frames, validLanes, tail);
+            StoreBin<TLanes, TVec>(HalfMagnitude<TLanes, TVec>(bins.Br, bins.Bi, half), output + (long)(plan.Half - k) * frames, validLanes, tail);
         }
+    }
+
+    /// <summary>2X[k] (A) and 2X[M-k] (B) from the bit-reversed half-size spectrum Z, and the split twiddle c + i·s.</summary>
+    private readonly record struct SplitPair<TVec>(TVec Ar, TVec Ai, TVec Br, TVec Bi, TVec C, TVec S) where TVec : unmanaged;
+
+    /// <summary>
+    /// The split step of the real FFT for bins k and M-k, which share their inputs Z[k], Z[M-k] and (up to sign) their
+    /// twiddle. With A = Z[k], B = Z[M-k], w = c + i·s = e^(-2πik/N):
+    ///   2X[k]   = (A + conj B) - i·w·(A - conj B)   = (sumR + p) + i·(difI + q)
+    ///   2X[M-k] = (B + conj A) + i·conj(w)·(B - conj A) = (sumR - p) + i·(q - difI)
+    /// where p = c·(Ai + Bi) + s·(Ar - Br) and q = s·(Ai + Bi) - c·(Ar - Br).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static SplitPair<TVec> SplitBins<TLanes, TVec>(RealFftPlan plan, float* buffer, int k)
+        where TLanes : struct, ILanes<TVec> where TVec : unmanaged
+    {
+        int lanes = TLanes.Count;
+        int stride = 2 * lanes;
+        int mask = plan.Half - 1;
+        float* a = buffer + (long)plan.BitReverse[k & mask] * stride;
+        float* b = buffer + (long)plan.BitReverse[(plan.Half - k) & mask] * stride;
+        TVec ar = TLanes.Load(a), ai = TLanes.Load(a + lanes);
+        TVec br = TLanes.Load(b), bi = TLanes.Load(b + lanes);
+        TVec c = TLanes.Broadcast(plan.SplitTwiddles[2 * k]), s = TLanes.Broadcast(plan.SplitTwiddles[2 * k + 1]);
+        TVec sumR = TLanes.Add(ar, br), difI = TLanes.Sub(ai, bi);
+        TVec dr = TLanes.Sub(ar, br), di = TLanes.Add(ai, bi);
+        TVec p = TLanes.MulAdd(c, di, TLanes.Mul(s, dr));
+        TVec q = TLanes.Sub(TLanes.Mul(s, di), TLanes.Mul(c, dr));
+        return new(TLanes.Add(sumR, p), TLanes.Add(difI, q), TLanes.Sub(sumR, p), TLanes.Sub(q, difI), c, s);
     }
 
     /// <summary>|re + i·im| / 2.</summary>

@@ -95,21 +95,12 @@ internal static unsafe partial class StftKernel
         int stride = 2 * lanes;
         int mask = plan.Half - 1;
         int* bitReverse = plan.BitReverse;
-        float* twiddles = plan.SplitTwiddles;
         for (int k = 0; k <= plan.Half / 2; k++)
         {
             float* a = buffer + (long)bitReverse[k & mask] * stride;
             float* b = buffer + (long)bitReverse[(plan.Half - k) & mask] * stride;
-            TVec ar = TLanes.Load(a), ai = TLanes.Load(a + lanes);
-            TVec br = TLanes.Load(b), bi = TLanes.Load(b + lanes);
-            TVec c = TLanes.Broadcast(twiddles[2 * k]), s = TLanes.Broadcast(twiddles[2 * k + 1]);
             // 2X[k] and 2X[M-k], as the forward computes them.
-            TVec sumR = TLanes.Add(ar, br), difI = TLanes.Sub(ai, bi);
-            TVec dr = TLanes.Sub(ar, br), di = TLanes.Add(ai, bi);
-            TVec p = TLanes.MulAdd(c, di, TLanes.Mul(s, dr));
-            TVec q = TLanes.Sub(TLanes.Mul(s, di), TLanes.Mul(c, dr));
-            TVec xaR = TLanes.Add(sumR, p), xaI = TLanes.Add(difI, q);
-            TVec xbR = TLanes.Sub(sumR, p), xbI = TLanes.Sub(q, difI);
+            var (xaR, xaI, xbR, xbI, c, s) = SplitBins<TLanes, TVec>(plan, buffer, k);
             // H = C/2 inside the spectrum, C itself at bins 0 and M (k = 0), so that Σ_n H[n]·e^(2πikn/N) is real.
             TVec half = TLanes.Broadcast(k == 0 ? 1f : 0.5f);
             TVec scaleA = TLanes.DivideOrZero(TLanes.Mul(half, LoadBin<TLanes, TVec>(magnitudeGradient + (long)k * frames, validLanes, tail)),
