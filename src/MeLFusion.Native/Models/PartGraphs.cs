@@ -46,8 +46,8 @@ public static class PartGraphs
         {
             var features = new Dictionary<(int, int), Value>();
             for (int block = 0; block < config.Levels; block++)
-                if (config.UpBlockTypes[block] == UpBlockType.CrossAttnUpBlock2D)
-                    for (int attention = 0; attention < config.UpLayersPerBlock; attention++)
+                for (int attention = 0; attention < config.UpLayersPerBlock; attention++)
+                    if (config.HasUpCrossAttention(block, attention))
                         features[(block, attention)] = g.Input($"feature {block}.{attention}", DType.F32, 1, 1, 1);
             synapse = new UNetSynapse(features);
         }

@@ -3,12 +3,12 @@ using MeLFusion.Native.Runtime;
 namespace MeLFusion.Native.Models;
 
 /// <summary>
-/// Fresh weights by checkpoint name, as PyTorch's default module initialisation would give them: biases and the
-/// visual-synapse alphas zero, normalisation scales one, embeddings standard normal, and every other weight uniform
+/// Fresh weights by checkpoint name, as PyTorch's default module initialisation would give them: biases zero, the
+/// visual-synapse alphas <paramref name="synapseAlpha"/> (MeLFusion's 0 unless a run asks otherwise), normalisation scales one, embeddings standard normal, and every other weight uniform
 /// in ±1/√fan_in (fan_in = dim 1 × kernel size), as nn.Linear / nn.Conv*'s kaiming_uniform(a=√5) does. Values come
 /// from Philox keyed by the seed and the tensor's name, so a tensor's values do not depend on creation order.
 /// </summary>
-public sealed class WeightInitializer(ulong seed)
+public sealed class WeightInitializer(ulong seed, float synapseAlpha = 0)
 {
     public float[] Create(string name, int[] dims)
     {
@@ -16,7 +16,12 @@ public sealed class WeightInitializer(ulong seed)
         var values = new float[count];
         string leaf = name[(name.LastIndexOf('.') + 1)..];
         ulong stream = seed ^ Fnv1a(name);
-        if (leaf == "bias" || leaf == "alpha") return values;
+        if (leaf == "bias") return values;
+        if (leaf == "alpha")
+        {
+            Array.Fill(values, synapseAlpha);
+            return values;
+        }
         if (dims.Length == 1)
         {
             Array.Fill(values, 1f); // GroupNorm / LayerNorm / RMSNorm scales

@@ -39,7 +39,8 @@ public sealed class WeightSet : IDisposable
     /// <see cref="WeightInitializer"/>): building a model's graph against it defines a fresh model, which
     /// <see cref="Save"/> writes as a checkpoint. Training from scratch and untrained stand-in models start here.
     /// </summary>
-    public static WeightSet Initialize(IBackend backend, ulong seed) => new(backend, new WeightInitializer(seed));
+    public static WeightSet Initialize(IBackend backend, ulong seed, float synapseAlpha = 0) =>
+        new(backend, new WeightInitializer(seed, synapseAlpha));
 
     /// <summary>
     /// A set read from <paramref name="paths"/> that initialises (by <paramref name="seed"/>) whatever the files lack:

@@ -257,7 +257,7 @@ public sealed class MusicPipeline : IDisposable
                 var imageT = g.Input("image_t", DType.F32, 2);
                 // The image UNet sees the T5 states without a mask, as the released code calls it.
                 var taps = new UNet2DConditionModel(c.ImageUnet).BuildWithTaps(g, _model.ImageUnet, imageLatent, imageT, text).Taps;
-                synapse = new UNetSynapse(taps);
+                synapse = UNetSynapse.FromTaps(taps, c.MusicUnet);
             }
             var batch = g.Concat(0, latent, latent);
             g.Output("prediction", new UNet2DConditionModel(c.MusicUnet).Build(g, _model.MusicUnet, batch, t, text, mask, synapse));

@@ -25,6 +25,12 @@ public sealed record TrainingConfig
     public string Model { get; init; } = "weights";
     /// <summary>Start the trained part from a fresh initialisation instead of the directory's weights.</summary>
     public bool FromScratch { get; init; }
+    /// <summary>
+    /// A from-scratch t2m-unet's visual-synapse alphas start here (mix weight f = tanh(a/2)/5). MeLFusion's 0 makes
+    /// the fine-tuned model exactly Tango at first; from scratch there is no Tango to keep, and a nonzero start lets
+    /// the UNet learn to read the image from the first step instead of waiting for f to grow.
+    /// </summary>
+    public float SynapseAlphaInit { get; init; }
     public string? TrainManifest { get; init; }
     public string? ValidationManifest { get; init; }
     public int ValidationBatches { get; init; } = 4;
@@ -77,6 +83,9 @@ public sealed record TrainingConfig
     {
         if (!Kinds.Contains(Kind)) throw new ArgumentException($"training: unknown model kind '{Kind}' (one of {string.Join(", ", Kinds)})");
         if (TrainOnlyAlpha && Kind != "t2m-unet") throw new ArgumentException("training: only the t2m-unet has visual-synapse alphas to train");
+        if (SynapseAlphaInit != 0 && (Kind != "t2m-unet" || !FromScratch))
+            throw new ArgumentException($"training: synapse alpha init {SynapseAlphaInit} needs a t2m-unet trained from scratch (the alphas of a loaded UNet are its own)");
+        if (!float.IsFinite(SynapseAlphaInit)) throw new ArgumentException($"training: synapse alpha init must be finite, got {SynapseAlphaInit}");
         if (TrainOnlyAlpha && TrainOnly.Length > 0) throw new ArgumentException("training: give either train-only-alpha or train-only prefixes, not both");
         if (BatchSize < 1) throw new ArgumentException($"training: batch size must be at least 1, got {BatchSize}");
         if (!(ClipSeconds > 0)) throw new ArgumentException($"training: clip seconds must be positive, got {ClipSeconds}");
@@ -129,7 +138,7 @@ public sealed record TrainingConfig
         try
         {
             trained = checkpoint is not null ? new WeightSet(backend, checkpoint)
-                : FromScratch ? WeightSet.Initialize(backend, Optimizer.Seed)
+                : FromScratch ? WeightSet.Initialize(backend, Optimizer.Seed, SynapseAlphaInit)
                 : WeightSet.OpenOrInitialize(backend, Optimizer.Seed, System.IO.Path.Combine(Model, Part.FileName()));
             var data = CreateData(model.Config);
             return Kind switch

@@ -213,6 +213,21 @@ public sealed class UNetTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void TheSynapseFeedsOnlyTheReceiversCrossAttentions()
+    {
+        var config = UNetConfig.FromDiffusersJson(OpenMeta("unet_music"));
+        var g = new GraphBuilder();
+        var feature = g.Input("feature", DType.F32, 2, 7, 9);
+        var taps = new UNetTaps(new Dictionary<(int, int), Value> { [(0, 0)] = feature, [(1, 1)] = feature, [(2, 0)] = feature });
+        Assert.Equal([(1, 1), (2, 0)], UNetSynapse.FromTaps(taps, config).Features.Keys.Order());
+        // A receiver built without attention in up block 1 (as the default music UNet at its widest level) takes only (2, 0).
+        var lean = config with { UpBlockTypes = [UpBlockType.UpBlock2D, UpBlockType.UpBlock2D, UpBlockType.CrossAttnUpBlock2D] };
+        var synapse = UNetSynapse.FromTaps(taps, lean, trainableAlphas: true);
+        Assert.Equal([(2, 0)], synapse.Features.Keys);
+        Assert.True(synapse.TrainableAlphas);
+    }
+
+    [Fact]
     public void MixWeightIsBoundedAndOddInAlpha()
     {
         Assert.Equal(0f, UNetSynapse.MixWeight(0f));

@@ -92,14 +92,44 @@ public sealed class TrainingTaskTests : IDisposable
         }
     }
 
+    [Fact]
+    public void AFromScratchMusicUNetStartsItsAlphasWhereAsked()
+    {
+        var config = Config("t2m-unet", 1, 3e-3) with { FromScratch = true, SynapseAlphaInit = 2f };
+        using var backend = new CpuBackend();
+        using var task = config.CreateTask(backend);
+        using var trainer = new Trainer(task, config.Optimizer, config.Selection);
+        var alphas = task.Weights.RequestedNames.Where(n => n.EndsWith(".attn2.alpha", StringComparison.Ordinal)).ToList();
+        Assert.NotEmpty(alphas);
+        Assert.All(alphas, n => Assert.Equal([2f], Read(backend, task.Weights.Get(n))));
+        Assert.All(task.Weights.RequestedNames.Where(n => n.EndsWith(".bias", StringComparison.Ordinal)),
+            n => Assert.All(Read(backend, task.Weights.Get(n)), v => Assert.Equal(0f, v)));
+
+        Assert.Contains("needs a t2m-unet trained from scratch", Assert.Throws<ArgumentException>(() =>
+            (config with { FromScratch = false }).Validate()).Message);
+        Assert.Contains("needs a t2m-unet trained from scratch", Assert.Throws<ArgumentException>(() =>
+            (config with { Kind = "t2i-unet" }).Validate()).Message);
+    }
+
     /// <summary>The UNet's resnets and transformers recomputed in the backward pass: identical weights after two
     /// steps, a smaller micro-batch arena.</summary>
     [Fact]
     public void GradientCheckpointingChangesMemoryNotResults()
     {
+        // Transformers at every level, as in Tango: the UNet's kept activations then dominate the arena (the lean
+        // default keeps so little at its widest level that the frozen encoders set the peak either way).
+        string tango = Path.Combine(_dir, "tango-structure");
+        var structure = Micro with
+        {
+            MusicUnet = Micro.MusicUnet with { DownBlockTypes = UNetConfig.TangoMusic.DownBlockTypes, UpBlockTypes = UNetConfig.TangoMusic.UpBlockTypes },
+        };
+        using (var init = new CpuBackend()) ModelInitializer.Write(structure, MicroModel.Tokenizer, tango, init, seed: 7);
         (float[] Weights, long Arena) Run(bool checkpointing)
         {
-            var config = Config("t2m-unet", 2, 3e-3) with { Optimizer = Config("t2m-unet", 2, 3e-3).Optimizer with { GradientCheckpointing = checkpointing } };
+            var config = Config("t2m-unet", 2, 3e-3) with
+            {
+                Model = tango, Optimizer = Config("t2m-unet", 2, 3e-3).Optimizer with { GradientCheckpointing = checkpointing },
+            };
             using var backend = new CpuBackend();
             using var task = config.CreateTask(backend);
             using var trainer = new Trainer(task, config.Optimizer, config.Selection);

@@ -98,6 +98,11 @@ public sealed record UNetConfig(
     /// <summary>Channels of up block <paramref name="block"/>'s output.</summary>
     public int UpChannels(int block) => BlockOutChannels[Levels - 1 - block];
 
+    /// <summary>Whether up block <paramref name="block"/> has a transformer (with its cross-attention) at <paramref name="attention"/>.</summary>
+    public bool HasUpCrossAttention(int block, int attention) =>
+        block >= 0 && block < Levels && UpBlockTypes[block] == UpBlockType.CrossAttnUpBlock2D
+        && attention >= 0 && attention < UpLayersPerBlock;
+
     /// <summary>Throws an <see cref="ArgumentException"/> naming the first inconsistency.</summary>
     public void Validate()
     {

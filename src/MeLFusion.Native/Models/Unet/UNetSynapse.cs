@@ -30,6 +30,15 @@ public sealed record UNetSynapse(IReadOnlyDictionary<(int UpBlock, int Attention
     /// <summary>MeLFusion's ρ: f = (2·sigmoid(a) - 1) / ρ keeps the mix weight in (-0.2, 0.2).</summary>
     public const float Rho = 5;
 
+    /// <summary>
+    /// The synapse from an image UNet's <paramref name="taps"/> into <paramref name="receiver"/>: each up-block
+    /// cross-attention of the receiver takes the tap at the same (up block, attention); taps where the receiver has no
+    /// cross-attention (a level built without attention, to save its cost) feed nothing.
+    /// </summary>
+    public static UNetSynapse FromTaps(UNetTaps taps, UNetConfig receiver, bool trainableAlphas = false) =>
+        new(taps.Where(tap => receiver.HasUpCrossAttention(tap.Key.UpBlock, tap.Key.Attention))
+                .ToDictionary(tap => tap.Key, tap => tap.Value), trainableAlphas);
+
     /// <summary>The checkpoint name (without the model prefix) of the alpha of up block <paramref name="upBlock"/>'s attention <paramref name="attention"/>.</summary>
     public static string AlphaName(int upBlock, int attention) =>
         $"up_blocks.{upBlock}.attentions.{attention}.transformer_blocks.0.attn2.alpha";
@@ -78,8 +87,7 @@ public sealed record UNetSynapse(IReadOnlyDictionary<(int UpBlock, int Attention
         foreach (var ((block, attention), feature) in Features)
         {
             string key = $"({block}, {attention})";
-            if (block < 0 || block >= config.Levels || config.UpBlockTypes[block] != UpBlockType.CrossAttnUpBlock2D
-                || attention < 0 || attention >= config.UpLayersPerBlock)
+            if (!config.HasUpCrossAttention(block, attention))
                 throw new ArgumentException($"unet synapse: feature {key} names no up-block cross-attention of this UNet "
                     + $"(up blocks [{string.Join(", ", config.UpBlockTypes)}], {config.UpLayersPerBlock} attentions each)");
             if (feature.DType != DType.F32 || feature.Shape.Rank != 3 || feature.Shape[0] != context.Shape[0]

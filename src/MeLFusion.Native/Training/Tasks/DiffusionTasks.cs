@@ -120,7 +120,7 @@ public sealed class TextToMusicTask(MelFusionModel model, WeightSet trained, IBa
         {
             var noisyImage = AddNoise(g, imageLatent, imageNoise, signalScale, noiseScale);
             var taps = new UNet2DConditionModel(c.ImageUnet).BuildWithTaps(g, Model.ImageUnet, noisyImage, t, text).Taps;
-            var synapse = new UNetSynapse(taps, TrainableAlphas: true);
+            var synapse = UNetSynapse.FromTaps(taps, c.MusicUnet, trainableAlphas: true);
             return new UNet2DConditionModel(c.MusicUnet).Build(g, Weights, noisy, t, text, mask, synapse);
         });
     }
