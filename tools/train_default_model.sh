@@ -53,8 +53,8 @@ train "$small" music-vae music_vae.safetensors 3000 --from-scratch --batch-size 
 train "$small" vocoder vocoder.safetensors 4000 --from-scratch --batch-size 4 --lr 5e-4 --schedule Cosine --warmup 100 --validate-every 200
 train "$small" image-vae image_vae.safetensors 2000 --from-scratch --batch-size 4 --clip-seconds 0.01 --lr 1e-3 --schedule Cosine --warmup 100 --validate-every 200
 train "$data" text-encoder text_encoder.safetensors 2500 --from-scratch --batch-size 16 --lr 1e-3 --schedule Cosine --warmup 50 --validate-every 100
-train "$data" t2i-unet image_unet.safetensors 3500 --from-scratch --batch-size 4 --clip-seconds 0.01 --lr 3e-4 --schedule Cosine --warmup 100 --validate-every 250
-train "$data" t2m-unet music_unet.safetensors 4000 --from-scratch --synapse-alpha-init 2 --batch-size 4 --clip-seconds 2.56 --lr 3e-4 --schedule Cosine --warmup 100 --validate-every 250 --gradient-checkpointing
+train "$data" t2i-unet image_unet.safetensors 3500 --from-scratch --batch-size 4 --clip-seconds 0.01 --lr 3e-4 --schedule Cosine --warmup 100 --validate-every 250 --feature-cache "$work/feature-cache"
+train "$data" t2m-unet music_unet.safetensors 4000 --from-scratch --synapse-alpha-init 2 --batch-size 4 --clip-seconds 2.56 --lr 3e-4 --schedule Cosine --warmup 100 --validate-every 250 --gradient-checkpointing --feature-cache "$work/feature-cache"
 train "$data" attribute-classifier attribute_classifier.safetensors 1500 --batch-size 16 --lr 1e-3 --schedule Cosine --validate-every 100
 sed -i 's/"trained": false/"trained": true/' "$model/model.json"
 echo "[train_default_model] every part is trained: $model"

@@ -21,13 +21,13 @@ public static class EvaluateCommand
         var classifier = new Option<FileInfo>("--classifier") { Description = "attribute classifier weights (train attribute-classifier writes attribute_classifier.safetensors)", Required = true };
         var test = new Option<FileInfo>("--test") { Description = "test manifest with attributes (dataset synth's test.jsonl)", Required = true };
         var count = new Option<int>("--count") { Description = "test items to generate music for (at least 2)", DefaultValueFactory = _ => 16 };
-        var steps = new Option<int>("--steps") { Description = "diffusion steps per generation", DefaultValueFactory = _ => 200 };
+        var steps = new Option<int>("--steps") { Description = "diffusion steps per generation", DefaultValueFactory = _ => GenerationRequest.DefaultSteps };
         var seed = new Option<ulong>("--seed") { Description = "item i is generated with seed + i, in both settings", DefaultValueFactory = _ => 0 };
         var seconds = new Option<double>("--seconds") { Description = "length of the generated music and of the real clips compared with it", DefaultValueFactory = _ => 10.24 };
         var guidance = new Option<float>("--guidance") { Description = "classifier-free guidance scale", DefaultValueFactory = _ => 3f };
-        var scheduler = new Option<SamplerKind>("--scheduler") { Description = "sampler", DefaultValueFactory = _ => SamplerKind.Ddpm };
+        var scheduler = new Option<SamplerKind>("--scheduler") { Description = "sampler", DefaultValueFactory = _ => GenerationRequest.DefaultSampler };
         var synapse = new Option<SynapseMode>("--synapse") { Description = "how the image enters: Paper (DDIM inversion) or CodeCompatible", DefaultValueFactory = _ => SynapseMode.Paper };
-        var inversionSteps = new Option<int>("--inversion-steps") { Description = "DDIM inversion steps of the image (Paper synapse)", DefaultValueFactory = _ => 50 };
+        var inversionSteps = new Option<int>("--inversion-steps") { Description = "DDIM inversion steps of the image (Paper synapse)", DefaultValueFactory = _ => GenerationRequest.DefaultInversionSteps };
         var device = new Option<string>("--device") { Description = $"one of: {string.Join(", ", BackendFactory.Names)}", DefaultValueFactory = _ => "cpu" };
         var output = new Option<FileInfo>("--out") { Description = "markdown report; the JSON goes beside it (.json)", DefaultValueFactory = _ => new FileInfo("evaluation.md") };
         var command = new Command("evaluate", "Evaluate generation with the attribute classifier: caption and image-only attribute agreement, Fréchet distance")

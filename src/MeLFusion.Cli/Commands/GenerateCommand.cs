@@ -18,28 +18,29 @@ public static class GenerateCommand
         var text = new Option<string>("--text") { Description = "the prompt", Required = true };
         var image = new Option<FileInfo?>("--image") { Description = "a PNG or JPEG image whose content steers the music" };
         var seconds = new Option<double>("--seconds") { Description = "length of the music", DefaultValueFactory = _ => 10.24 };
-        var steps = new Option<int>("--steps") { Description = "diffusion steps", DefaultValueFactory = _ => 200 };
-        var guidance = new Option<float>("--guidance") { Description = "classifier-free guidance scale", DefaultValueFactory = _ => 3f };
-        var scheduler = new Option<SamplerKind>("--scheduler") { Description = "sampler", DefaultValueFactory = _ => SamplerKind.Ddpm };
+        var steps = new Option<int>("--steps") { Description = "diffusion steps (the paper: 200 with Ddpm)", DefaultValueFactory = _ => GenerationRequest.DefaultSteps };
+        var guidance = new Option<float>("--guidance") { Description = "classifier-free guidance scale", DefaultValueFactory = _ => GenerationRequest.DefaultGuidance };
+        var scheduler = new Option<SamplerKind>("--scheduler") { Description = "sampler", DefaultValueFactory = _ => GenerationRequest.DefaultSampler };
         var seed = new Option<ulong>("--seed") { Description = "noise seed: the same seed on the same device gives the same music", DefaultValueFactory = _ => 0 };
         var synapse = new Option<SynapseMode>("--synapse") { Description = "how the image enters: Paper (DDIM inversion) or CodeCompatible", DefaultValueFactory = _ => SynapseMode.Paper };
+        var inversionSteps = new Option<int>("--inversion-steps") { Description = "DDIM inversion steps of the image (Paper synapse)", DefaultValueFactory = _ => GenerationRequest.DefaultInversionSteps };
         var device = new Option<string>("--device") { Description = $"one of: {string.Join(", ", BackendFactory.Names)}", DefaultValueFactory = _ => "cpu" };
         var weights = new Option<DirectoryInfo?>("--weights") { Description = "weights directory (default: the repository's weights/)" };
         var output = new Option<FileInfo>("--out") { Description = "output WAV file", DefaultValueFactory = _ => new FileInfo("music.wav") };
         var timingsJson = new Option<FileInfo?>("--timings-json") { Description = "also write the stage times, the time per diffusion step and the peak memory to this JSON file" };
         var command = new Command("generate", "Generate music from a prompt and optionally an image")
         {
-            text, image, seconds, steps, guidance, scheduler, seed, synapse, device, weights, output, timingsJson,
+            text, image, seconds, steps, guidance, scheduler, seed, synapse, inversionSteps, device, weights, output, timingsJson,
         };
         command.SetAction((parse, cancellation) => Task.FromResult(Run(new Options(
             parse.GetValue(text)!, parse.GetValue(image), parse.GetValue(seconds), parse.GetValue(steps), parse.GetValue(guidance),
-            parse.GetValue(scheduler), parse.GetValue(seed), parse.GetValue(synapse), parse.GetValue(device)!,
+            parse.GetValue(scheduler), parse.GetValue(seed), parse.GetValue(synapse), parse.GetValue(inversionSteps), parse.GetValue(device)!,
             parse.GetValue(weights), parse.GetValue(output)!, parse.GetValue(timingsJson)), cancellation)));
         return command;
     }
 
     private sealed record Options(string Text, FileInfo? Image, double Seconds, int Steps, float Guidance, SamplerKind Sampler,
-        ulong Seed, SynapseMode Synapse, string Device, DirectoryInfo? Weights, FileInfo Output, FileInfo? TimingsJson);
+        ulong Seed, SynapseMode Synapse, int InversionSteps, string Device, DirectoryInfo? Weights, FileInfo Output, FileInfo? TimingsJson);
 
     private static int Run(Options o, CancellationToken cancellation)
     {
@@ -53,7 +54,7 @@ public static class GenerateCommand
             AnsiConsole.MarkupLine($"[bold]model[/] {Markup.Escape(model.Config.Description)} ({Markup.Escape(weightsDir)}) on [bold]{backend.Name}[/]");
             if (!model.Config.Trained)
                 AnsiConsole.MarkupLine("[yellow]these weights are UNTRAINED (randomly initialised): the output is noise-like, not music[/]");
-            var request = new GenerationRequest(o.Text, picture, o.Seconds, o.Steps, o.Guidance, o.Sampler, o.Seed, o.Synapse);
+            var request = new GenerationRequest(o.Text, picture, o.Seconds, o.Steps, o.Guidance, o.Sampler, o.Seed, o.Synapse, o.InversionSteps);
             GenerationResult? result = null;
             AnsiConsole.Progress().Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn())
                 .Start(ctx =>

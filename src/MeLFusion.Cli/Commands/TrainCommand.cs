@@ -40,6 +40,7 @@ public static class TrainCommand
         var classifier = new Option<FileInfo?>("--classifier") { Description = "attribute-classifier: weights to start from (default: a fresh classifier)" };
         var fromScratch = new Option<bool>("--from-scratch") { Description = "start from a fresh initialisation instead of the model directory's part" };
         var alphaInit = new Option<float?>("--synapse-alpha-init") { Description = "t2m-unet from scratch: starting value of the visual-synapse alphas (f = tanh(a/2)/5; default 0 as MeLFusion)" };
+        var featureCache = new Option<DirectoryInfo?>("--feature-cache") { Description = "t2m-unet, t2i-unet: keep each example's frozen features (VAE latents, text states) here after their first computation" };
         var resume = new Option<bool>("--resume") { Description = "continue from <out>/checkpoint.safetensors" };
         var badData = new Option<BadDataPolicy?>("--bad-data") { Description = "a missing or corrupt example: Skip (warn) or Fail" };
         var logEvery = new Option<int?>("--log-every") { Description = "steps between log.csv rows" };
@@ -49,7 +50,7 @@ public static class TrainCommand
         var command = new Command("train", "Train a part of the system (UNets, VAEs, vocoder, text encoder), or the attribute classifier that evaluates it, on the graph runtime")
         {
             kind, config, output, model, train, validation, synthetic, steps, batch, accumulation, learningRate, schedule, warmup, ema,
-            checkpointing, seed, clipSeconds, onlyAlpha, only, classifier, fromScratch, alphaInit, resume, badData, logEvery, validateEvery, checkpointEvery, device,
+            checkpointing, seed, clipSeconds, onlyAlpha, only, classifier, fromScratch, alphaInit, featureCache, resume, badData, logEvery, validateEvery, checkpointEvery, device,
         };
         command.SetAction((parse, cancellation) => Task.FromResult(Guard(() =>
         {
@@ -73,6 +74,7 @@ public static class TrainCommand
                 ClassifierWeights = parse.GetValue(classifier)?.FullName ?? c.ClassifierWeights,
                 FromScratch = parse.GetValue(fromScratch) || c.FromScratch,
                 SynapseAlphaInit = parse.GetValue(alphaInit) ?? c.SynapseAlphaInit,
+                FeatureCache = parse.GetValue(featureCache)?.FullName ?? c.FeatureCache,
                 BadData = parse.GetValue(badData) ?? c.BadData,
                 LogEvery = parse.GetValue(logEvery) ?? c.LogEvery,
                 ValidateEvery = parse.GetValue(validateEvery) ?? c.ValidateEvery,

@@ -25,15 +25,15 @@ public sealed record AttributeEvaluationOptions
     public required string TestManifest { get; init; }
     /// <summary>Test items to generate for (the first ones of the manifest); at least 2, for a covariance.</summary>
     public int Count { get; init; } = 16;
-    public int Steps { get; init; } = 200;
+    public int Steps { get; init; } = GenerationRequest.DefaultSteps;
     /// <summary>Item i is generated with seed <c>Seed + i</c> in both settings.</summary>
     public ulong Seed { get; init; }
     /// <summary>Length of the generated music and of the real clips the classifier compares it with.</summary>
     public double Seconds { get; init; } = 10.24;
-    public float GuidanceScale { get; init; } = 3f;
-    public SamplerKind Sampler { get; init; } = SamplerKind.Ddpm;
+    public float GuidanceScale { get; init; } = GenerationRequest.DefaultGuidance;
+    public SamplerKind Sampler { get; init; } = GenerationRequest.DefaultSampler;
     public SynapseMode Synapse { get; init; } = SynapseMode.Paper;
-    public int InversionSteps { get; init; } = 50;
+    public int InversionSteps { get; init; } = GenerationRequest.DefaultInversionSteps;
     /// <summary>Clips per classifier run.</summary>
     public int ClassifierBatch { get; init; } = 8;
     /// <summary>The command line that ran the evaluation, quoted in the report (null: none).</summary>

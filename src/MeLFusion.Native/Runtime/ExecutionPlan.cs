@@ -58,6 +58,9 @@ public sealed class ExecutionPlan : IDisposable
     public Tensor Input(string name) =>
         _inputs.TryGetValue(name, out var t) ? t : throw new KeyNotFoundException($"graph has no input '{name}'");
 
+    /// <summary>The names of the graph's outputs.</summary>
+    public IEnumerable<string> OutputNames => _outputs.Keys;
+
     public Tensor Output(string name) =>
         _outputs.TryGetValue(name, out var t) ? t : throw new KeyNotFoundException($"graph has no output '{name}'");
 

@@ -48,6 +48,11 @@ public sealed record TrainingConfig
     public AttributeClassifierConfig Classifier { get; init; } = new();
     /// <summary>Attribute classifier weights to start from (their file's configuration replaces <see cref="Classifier"/>); null: fresh.</summary>
     public string? ClassifierWeights { get; init; }
+    /// <summary>
+    /// The UNets (t2m-unet, t2i-unet): a directory where the frozen parts' features of each example (VAE latents, text
+    /// states) are kept after their first computation, so that later steps skip the frozen encoders; null: none.
+    /// </summary>
+    public string? FeatureCache { get; init; }
     public int LogEvery { get; init; } = 10;
     public int ValidateEvery { get; init; } = 100;
     public int CheckpointEvery { get; init; } = 100;
@@ -96,6 +101,8 @@ public sealed record TrainingConfig
         if (ValidationBatches < 0) throw new ArgumentException($"training: validation batches must not be negative, got {ValidationBatches}");
         if (IsClassifier && SyntheticExamples > 0)
             throw new ArgumentException("training: the attribute classifier learns from manifest attributes; procedural examples have none");
+        if (FeatureCache is not null && Kind is not ("t2m-unet" or "t2i-unet"))
+            throw new ArgumentException($"training: a feature cache holds the frozen inputs of the UNets (t2m-unet, t2i-unet), not of a {Kind}");
         if (!IsClassifier && ClassifierWeights is not null) throw new ArgumentException($"training: classifier weights are for the attribute classifier, not a {Kind}");
         if (IsClassifier) Classifier.Validate();
         Optimizer.Validate();
@@ -113,7 +120,7 @@ public sealed record TrainingConfig
             return config with
             {
                 Model = Resolve(config.Model)!, TrainManifest = Resolve(config.TrainManifest), ValidationManifest = Resolve(config.ValidationManifest),
-                ClassifierWeights = Resolve(config.ClassifierWeights),
+                ClassifierWeights = Resolve(config.ClassifierWeights), FeatureCache = Resolve(config.FeatureCache),
             };
         }
         catch (JsonException e)
@@ -141,10 +148,11 @@ public sealed record TrainingConfig
                 : FromScratch ? WeightSet.Initialize(backend, Optimizer.Seed, SynapseAlphaInit)
                 : WeightSet.OpenOrInitialize(backend, Optimizer.Seed, System.IO.Path.Combine(Model, Part.FileName()));
             var data = CreateData(model.Config);
+            var cache = FeatureCache is null ? null : new FeatureCacheSettings(FeatureCache, DataIdentity());
             return Kind switch
             {
-                "t2m-unet" => new TextToMusicTask(model, trained, data, Loss with { Seed = Optimizer.Seed }),
-                "t2i-unet" => new TextToImageTask(model, trained, data, Loss with { Seed = Optimizer.Seed }),
+                "t2m-unet" => new TextToMusicTask(model, trained, data, Loss with { Seed = Optimizer.Seed }, cache),
+                "t2i-unet" => new TextToImageTask(model, trained, data, Loss with { Seed = Optimizer.Seed }, cache),
                 "music-vae" => new MusicVaeTask(model, trained, data, Loss with { Seed = Optimizer.Seed }),
                 "image-vae" => new ImageVaeTask(model, trained, data, Loss with { Seed = Optimizer.Seed }),
                 "vocoder" => new VocoderTask(model, trained, data, Loss with { Seed = Optimizer.Seed }),
@@ -196,6 +204,18 @@ public sealed record TrainingConfig
         Audio = new AudioClipFormat(sampleRate, (int)Math.Round(ClipSeconds * sampleRate), AudioClipFormat.SpecPeak),
         Images = images ? new ImageInput(imageSize) : null,
     };
+
+    /// <summary>What the examples come from, for the feature cache's version: the manifests' content, or the procedural set.</summary>
+    private string DataIdentity()
+    {
+        if (SyntheticExamples > 0) return $"synthetic {SyntheticExamples} examples, seed {Optimizer.Seed}";
+        var manifests = new[] { TrainManifest!, ValidationManifest }.OfType<string>();
+        return string.Join("\n", manifests.Select(m =>
+        {
+            using var stream = File.OpenRead(m);
+            return $"{System.IO.Path.GetFullPath(m)} sha256 {Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(stream))}";
+        }));
+    }
 
     private IBatchSource CreateData(MelFusionModelConfig model)
     {

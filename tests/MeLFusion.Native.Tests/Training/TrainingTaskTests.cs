@@ -111,6 +111,47 @@ public sealed class TrainingTaskTests : IDisposable
             (config with { Kind = "t2i-unet" }).Validate()).Message);
     }
 
+    /// <summary>
+    /// The frozen features cached on disk: the loss matches the uncached graph's to float rounding (batch-1 encoders),
+    /// a second run reads every entry instead of recomputing and trains to bit-identical weights, and new frozen
+    /// weights start a new cache version.
+    /// </summary>
+    [Theory]
+    [InlineData("t2m-unet")]
+    [InlineData("t2i-unet")]
+    public void CachedFrozenFeaturesTrainLikeTheFullGraph(string kind)
+    {
+        string cacheDir = Path.Combine(_dir, "feature-cache");
+        (float Before, float[] Weights) Run(string? cache)
+        {
+            var config = Config(kind, 3, 3e-3) with { FeatureCache = cache };
+            using var backend = new CpuBackend();
+            using var task = config.CreateTask(backend);
+            using var trainer = new Trainer(task, config.Optimizer, config.Selection);
+            float before = trainer.Validate();
+            while (trainer.Step < 3) trainer.TrainStep();
+            return (before, trainer.Parameters.Download(trainer.Parameters.WeightsRow));
+        }
+        var full = Run(null);
+        var computed = Run(cacheDir);
+        var version = Assert.Single(Directory.GetDirectories(cacheDir));
+        var entries = Directory.GetFiles(version).Select(File.GetLastWriteTimeUtc).ToArray();
+        Assert.InRange(entries.Length, 2, 13); // 8 training + 4 validation examples + the empty prompt, as drawn
+        var loaded = Run(cacheDir);
+
+        Assert.InRange(computed.Before, full.Before * (1 - 1e-4f), full.Before * (1 + 1e-4f));
+        for (int i = 0; i < full.Weights.Length; i++) Assert.InRange(computed.Weights[i] - full.Weights[i], -1e-4f, 1e-4f);
+        Assert.Equal(computed.Before, loaded.Before);
+        Assert.Equal(computed.Weights, loaded.Weights);
+        Assert.Equal(entries, Directory.GetFiles(Assert.Single(Directory.GetDirectories(cacheDir))).Select(File.GetLastWriteTimeUtc));
+
+        using (var backend = new CpuBackend()) ModelInitializer.Write(Micro, MicroModel.Tokenizer, _dir, backend, seed: 8);
+        Run(cacheDir);
+        Assert.Equal(2, Directory.GetDirectories(cacheDir).Length);
+        Assert.Contains("feature cache holds the frozen inputs of the UNets", Assert.Throws<ArgumentException>(() =>
+            (Config("vocoder", 1, 1e-3) with { FeatureCache = cacheDir }).Validate()).Message);
+    }
+
     /// <summary>The UNet's resnets and transformers recomputed in the backward pass: identical weights after two
     /// steps, a smaller micro-batch arena.</summary>
     [Fact]

@@ -33,6 +33,19 @@ public sealed record ManifestExample(string Id, string Caption, string AudioPath
 {
     /// <summary>"&lt;manifest&gt;:&lt;line&gt;", for messages.</summary>
     public string Where => $"{ManifestPath}:{Line}";
+
+    /// <summary>
+    /// The id and a hash of the caption and the resolved audio and image paths: names this example's content in a
+    /// cache even where two manifests reuse an id.
+    /// </summary>
+    public string ContentKey
+    {
+        get
+        {
+            var hash = System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes($"{Caption}\0{AudioPath}\0{ImagePath}"));
+            return $"{Id}-{Convert.ToHexStringLower(hash, 0, 8)}";
+        }
+    }
 }
 
 /// <summary>

@@ -81,7 +81,8 @@ public sealed class ManifestBatches : IBatchSource, IDisposable
 
     public MicroBatch Validation(int index) => _validation[index];
 
-    private static MicroBatch Convert(TrainingBatch batch) => new(batch.Captions, batch.Audio, batch.Images, batch.Examples);
+    private static MicroBatch Convert(TrainingBatch batch) =>
+        new(batch.Captions, batch.Audio, batch.Images, batch.Examples.Select(e => e.ContentKey).ToArray(), batch.Examples);
 
     public void Dispose() => _stream?.Dispose();
 }

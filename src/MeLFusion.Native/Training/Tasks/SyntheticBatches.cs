@@ -26,11 +26,13 @@ public sealed class SyntheticBatches(int batchSize, int clipSamples, int imageSi
     private MicroBatch Batch(long first, bool wrap = true)
     {
         var captions = new string[batchSize];
+        var keys = new string[batchSize];
         var audio = new float[batchSize * clipSamples];
         var images = imageSize > 0 ? new float[batchSize * 3 * imageSize * imageSize] : null;
         for (int b = 0; b < batchSize; b++)
         {
             long example = wrap ? (first + b) % examples : first + b;
+            keys[b] = $"synthetic-{example}";
             var raw = new uint[2];
             Philox.FillRaw(seed, (ulong)example * 2, raw);
             int pitch = (int)(raw[0] % Pitches.Length), timbre = (int)(raw[1] % Timbres.Length);
@@ -54,6 +56,6 @@ public sealed class SyntheticBatches(int batchSize, int clipSamples, int imageSi
                 images[at + 2 * plane] = (float)y / imageSize * 2 - 1;
             }
         }
-        return new MicroBatch(captions, audio, images);
+        return new MicroBatch(captions, audio, images, keys);
     }
 }

@@ -107,14 +107,22 @@ public abstract class TrainingTaskBase : ITrainingTask
         (g.Input("ids", DType.I32, Batch, Config.MaxTextTokens), g.Input("mask", DType.I32, Batch, Config.MaxTextTokens));
 
     /// <summary>
-    /// Feeds the captions, each replaced by the empty prompt with probability <see cref="TaskSettings.TextDropout"/>
-    /// in training (never in validation); returns the tokens fed.
+    /// The batch's captions, each replaced by the empty prompt with probability <see cref="TaskSettings.TextDropout"/>
+    /// in training (never in validation).
     /// </summary>
-    protected T5Tokens FeedText(ExecutionPlan plan, MicroBatch batch, MicroBatchDraws draws, int stream)
+    protected string[] CaptionsWithDropout(MicroBatch batch, MicroBatchDraws draws, int stream)
     {
         var keep = draws.Uniform(stream, batch.Captions.Count);
-        var captions = batch.Captions.Select((c, i) => draws.Validation || keep[i] >= Settings.TextDropout ? c : "").ToArray();
-        var tokens = _tokenizer.Tokenize(captions, Config.MaxTextTokens);
+        return batch.Captions.Select((c, i) => draws.Validation || keep[i] >= Settings.TextDropout ? c : "").ToArray();
+    }
+
+    /// <summary>Token ids and padding mask [B, <see cref="MelFusionModelConfig.MaxTextTokens"/>] of <paramref name="captions"/>.</summary>
+    protected T5Tokens Tokenize(IReadOnlyList<string> captions) => _tokenizer.Tokenize(captions, Config.MaxTextTokens);
+
+    /// <summary>Feeds "ids" and "mask" of the captions after dropout (<see cref="CaptionsWithDropout"/>); returns the tokens fed.</summary>
+    protected T5Tokens FeedText(ExecutionPlan plan, MicroBatch batch, MicroBatchDraws draws, int stream)
+    {
+        var tokens = Tokenize(CaptionsWithDropout(batch, draws, stream));
         plan.SetInput<int>("ids", tokens.Ids);
         plan.SetInput<int>("mask", tokens.Mask);
         return tokens;
