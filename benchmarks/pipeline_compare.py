@@ -60,7 +60,7 @@ def main():
     if args.image:
         request += ["--image", args.image]
     with tempfile.TemporaryDirectory() as scratch:
-        ours = run_side(["dotnet", CLI, "generate", *request, "--device", "cpu", "--synapse", "Paper",
+        ours = run_side(["dotnet", CLI, "generate", *request, "--device", "cpu", "--synapse", "Paper", "--scheduler", "Ddpm",
                          "--out", os.path.join(scratch, "music.wav")], args.runs, scratch, "ours")
         torch = run_side(["/usr/bin/python3", PEER, *request, "--threads", "2"], args.runs, scratch, "pytorch")
 
